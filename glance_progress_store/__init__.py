@@ -1,0 +1,1 @@
+"""A glance_store RBD driver that publishes upload progress to memcached."""

@@ -1,0 +1,210 @@
+"""Streaming image data into an RBD image with Ceph and the CPU both busy.
+
+The stock driver writes a chunk, waits for Ceph, then hashes the chunk,
+so the cluster and the CPU take turns. Here each chunk is handed to
+librbd's asynchronous write at once, a bounded number of writes stay in
+flight, and the checksum, the multihash and the signature verifier are
+fed by two hashing threads (hashlib releases the GIL) while the next
+chunk is read. Progress counts only writes that Ceph has acknowledged.
+"""
+
+import collections
+import concurrent.futures
+import errno
+import logging
+
+from oslo_utils import units
+
+from glance_store import exceptions
+
+LOG = logging.getLogger(__name__)
+
+# Unknown sizes grow the image in doubling steps, at most this much a step.
+MAX_RESIZE_STEP = 8 * units.Gi
+
+
+class WriteFailed(Exception):
+    """An asynchronous write that Ceph refused, with its errno."""
+
+    def __init__(self, code, offset, length):
+        self.errno = code
+        super(WriteFailed, self).__init__(
+            'write of %d bytes at offset %d failed: %s' % (
+                length, offset, errno.errorcode.get(code, code)))
+
+
+class SourceFailed(Exception):
+    """Marks that reading the image data failed; wraps the original."""
+
+
+class VerifierFailed(Exception):
+    """Marks that the signature verifier failed; wraps the original."""
+
+
+def _noop_callback(completion):
+    # librbd calls this from its own thread with the GIL held; taking a
+    # Python lock here can deadlock, so completions are waited on instead.
+    pass
+
+
+def _is_zero(chunk):
+    return chunk[0] == 0 and chunk.count(0) == len(chunk)
+
+
+class _Lane(object):
+    """A single hashing thread fed one chunk at a time, in order."""
+
+    def __init__(self, executor, functions):
+        self._executor = executor
+        self._functions = functions
+        self._pending = None
+
+    def _update(self, chunk):
+        for function in self._functions:
+            function(chunk)
+
+    def feed(self, chunk):
+        self.wait()
+        self._pending = self._executor.submit(self._update, chunk)
+
+    def wait(self):
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+
+class ImageWriter(object):
+    """Writes one upload's data into an open, freshly created RBD image."""
+
+    def __init__(self, image, image_size, chunk_size, writes_in_flight,
+                 thin_provisioning, progress):
+        self._image = image
+        self._expected = image_size
+        self._chunk_size = chunk_size
+        self._max_in_flight = writes_in_flight
+        self._thin = thin_provisioning
+        self._progress = progress
+        self._in_flight = collections.deque()
+        self._capacity = image_size
+        self._resize_step = chunk_size
+        self.resizes = 0
+
+    def write(self, image_file, checksum, multihash, verifier=None):
+        """Stream `image_file` in; returns the number of bytes stored.
+
+        Raises SourceFailed or VerifierFailed around errors of the source
+        or of the verifier, WriteFailed for a refused write, Invalid when
+        the data does not match the declared size.
+        """
+        offset = 0
+        digest_functions = [checksum.update]
+        if verifier is not None:
+            digest_functions.append(verifier.update)
+        with concurrent.futures.ThreadPoolExecutor(
+                max_workers=2,
+                thread_name_prefix='glance-progress-hash') as executor:
+            lanes = (_Lane(executor, digest_functions),
+                     _Lane(executor, [multihash.update]))
+            try:
+                for chunk in self._read_chunks(image_file):
+                    self._write_chunk(chunk, offset)
+                    offset += len(chunk)
+                    self._feed(lanes, chunk)
+                    self._reap(block=False)
+                self._wait_lanes(lanes)
+                self._reap(block=True)
+            except BaseException:
+                self._abandon_in_flight()
+                raise
+        if self._expected and offset != self._expected:
+            raise exceptions.Invalid(
+                'Size mismatch: expected %d bytes, got %d bytes' % (
+                    self._expected, offset))
+        if not self._expected and self._capacity != offset:
+            self._image.resize(offset)
+        return offset
+
+    def _read_chunks(self, image_file):
+        # glance passes a file-like object; an iterable of byte strings
+        # is taken too, as glance_store's chunkreadable() does.
+        read = getattr(image_file, 'read', None)
+        source = None if read else iter(image_file)
+        while True:
+            try:
+                chunk = read(self._chunk_size) if read else next(source)
+            except StopIteration:
+                return
+            except Exception as e:
+                raise SourceFailed(e) from e
+            if not chunk:
+                return
+            yield chunk
+
+    def _write_chunk(self, chunk, offset):
+        end = offset + len(chunk)
+        if self._expected and end > self._expected:
+            raise exceptions.Invalid(
+                'Size exceeds: expected %d bytes, got at least %d bytes' % (
+                    self._expected, end))
+        if end > self._capacity:
+            self._grow(end)
+        while len(self._in_flight) >= self._max_in_flight:
+            self._reap_oldest()
+        if self._thin and _is_zero(chunk):
+            completion = None  # a hole reads back as zeros
+        else:
+            completion = self._image.aio_write(chunk, offset, _noop_callback)
+        self._in_flight.append((completion, offset, chunk))
+
+    def _grow(self, needed):
+        # Writes past the end of an image fail, so every write in flight
+        # lands before the image grows, and the image grows enough for the
+        # whole chunk whatever its size.
+        self._reap(block=True)
+        while self._capacity < needed:
+            self._resize_step = min(self._resize_step * 2, MAX_RESIZE_STEP)
+            self._capacity += self._resize_step
+        LOG.debug('resizing image to %d KiB', self._capacity // units.Ki)
+        self._image.resize(self._capacity)
+        self.resizes += 1
+
+    @staticmethod
+    def _feed(lanes, chunk):
+        try:
+            for lane in lanes:
+                lane.feed(chunk)
+        except Exception as e:
+            raise VerifierFailed(e) from e
+
+    @staticmethod
+    def _wait_lanes(lanes):
+        try:
+            for lane in lanes:
+                lane.wait()
+        except Exception as e:
+            raise VerifierFailed(e) from e
+
+    def _reap_oldest(self):
+        completion, offset, chunk = self._in_flight.popleft()
+        if completion is not None:
+            completion.wait_for_complete_and_cb()
+            result = completion.get_return_value()
+            if result < 0:
+                raise WriteFailed(-result, offset, len(chunk))
+        self._progress.advance(len(chunk))
+
+    def _reap(self, block):
+        while self._in_flight:
+            completion = self._in_flight[0][0]
+            if not block and completion is not None and (
+                    not completion.is_complete()):
+                return
+            self._reap_oldest()
+
+    def _abandon_in_flight(self):
+        # The image is about to be removed: let librbd finish with the
+        # buffers it holds, whatever the writes' results.
+        while self._in_flight:
+            completion = self._in_flight.popleft()[0]
+            if completion is not None:
+                completion.wait_for_complete_and_cb()

@@ -1,0 +1,139 @@
+"""The memcached layout of progress records, shared by writer and readers.
+
+For an upload of image ``ID`` the store writes three keys (``PREFIX`` is
+``progress_key_prefix``, empty by default):
+
+``PREFIX ID_total_size``
+    The declared size in bytes as decimal text; 0 while the size is
+    unknown, the real size once the upload is stored.
+``PREFIX ID_uploading_size``
+    Bytes stored in Ceph so far, as decimal text.
+``PREFIX ID_upload_status``
+    A JSON object with exactly the fields of :class:`ProgressRecord`.
+
+In a multi-store deployment the same image may be written to several
+backends at once (copy-image, import to several stores), so each upload
+also writes the same three keys under ``PREFIX ID@BACKEND``; the plain
+keys always describe the most recently updated upload of the image.
+
+Keys that memcached cannot take (whitespace, control or non-ASCII
+characters, longer than 250 bytes) have the ``ID`` or ``ID@BACKEND`` part
+replaced by ``sha256-`` and its hex digest, so writers and readers derive
+the same key from the same id.
+"""
+
+import dataclasses
+import hashlib
+import json
+
+TOTAL_SUFFIX = '_total_size'
+UPLOADING_SUFFIX = '_uploading_size'
+STATUS_SUFFIX = '_upload_status'
+
+UPLOADING = 'uploading'
+FINALIZING = 'finalizing'
+STORED = 'stored'
+FAILED = 'failed'
+STATES = (UPLOADING, FINALIZING, STORED, FAILED)
+FINAL_STATES = (STORED, FAILED)
+
+MAX_KEY_LENGTH = 250
+_LONGEST_SUFFIX = max(len(TOTAL_SUFFIX), len(UPLOADING_SUFFIX),
+                      len(STATUS_SUFFIX))
+
+
+class BadRecord(ValueError):
+    """A value in memcached that this package did not write."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Keys(object):
+    total: str
+    uploading: str
+    status: str
+
+    def all(self):
+        return (self.total, self.uploading, self.status)
+
+
+def _is_key_safe(text):
+    return all(33 <= ord(ch) <= 126 for ch in text)
+
+
+def keys_for(image_id, backend=None, prefix=''):
+    """The three keys of one image, or of one image in one backend."""
+    name = str(image_id) if backend is None else '%s@%s' % (image_id, backend)
+    base = prefix + name
+    if (not _is_key_safe(base) or
+            len(base.encode('utf-8')) + _LONGEST_SUFFIX > MAX_KEY_LENGTH):
+        digest = hashlib.sha256(name.encode('utf-8', 'surrogatepass'))
+        base = prefix + 'sha256-' + digest.hexdigest()
+    return Keys(base + TOTAL_SUFFIX, base + UPLOADING_SUFFIX,
+                base + STATUS_SUFFIX)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgressRecord(object):
+    """What ``<image_id>_upload_status`` holds, field for field."""
+
+    state: str
+    bytes: int
+    total: object  # int, or None while the size is unknown
+    backend: object  # str in multi-store, else None
+    started_at: float
+    updated_at: float
+    reason: object = None  # None, or a short code when state is failed
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), sort_keys=True,
+                          separators=(',', ':'))
+
+    @property
+    def percent(self):
+        if not self.total:
+            return None
+        return min(100.0, 100.0 * self.bytes / self.total)
+
+    @classmethod
+    def from_json(cls, text):
+        """Parse and check a status value; BadRecord if it is not ours."""
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as e:
+            raise BadRecord('not JSON: %s' % e)
+        fields = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(data, dict) or sorted(data) != sorted(fields):
+            raise BadRecord('not a progress record: expected the fields %s'
+                            % ', '.join(fields))
+        checks = (
+            ('state', lambda v: v in STATES),
+            ('bytes', lambda v: _is_int(v) and v >= 0),
+            ('total', lambda v: v is None or (_is_int(v) and v >= 0)),
+            ('backend', lambda v: v is None or isinstance(v, str)),
+            ('started_at', _is_number),
+            ('updated_at', _is_number),
+            ('reason', lambda v: v is None or isinstance(v, str)),
+        )
+        for name, check in checks:
+            if not check(data[name]):
+                raise BadRecord('bad value for %s: %r' % (name, data[name]))
+        return cls(**data)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def key_values(keys, record):
+    """The memcached values of a record, as python-memcached stores them.
+
+    Sizes are ints, which python-memcached stores as decimal text; the
+    status is a str, stored as UTF-8 JSON text. Nothing is ever pickled.
+    """
+    total = record.total if record.total is not None else 0
+    return {keys.total: total, keys.uploading: record.bytes,
+            keys.status: record.to_json()}
