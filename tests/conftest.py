@@ -1,0 +1,86 @@
+"""Session fixtures: a real one-node Ceph cluster and a real memcached.
+
+Both are started once per test session by tools/testbed.py on loopback
+and stopped at the end; tests delete what they create so the memstore
+OSD never fills up.
+"""
+
+import os
+import pathlib
+import sys
+import tempfile
+import uuid
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'tools'))
+
+import testbed  # noqa: E402
+
+from tests import helpers  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def workdir():
+    with tempfile.TemporaryDirectory(prefix='gps-tests-') as path:
+        yield path
+
+
+@pytest.fixture(scope='session')
+def ceph(workdir):
+    cluster = testbed.CephCluster(os.path.join(workdir, 'ceph'))
+    cluster.start()
+    try:
+        for pool in (helpers.POOL, helpers.POOL2):
+            cluster.create_pool(pool)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope='session')
+def memcached():
+    server = testbed.Memcached()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def live_memcached(memcached):
+    """The session's memcached, brought back up if a test stopped it."""
+    yield memcached
+    memcached.start()  # no-op when it is running
+    memcached.resume()
+
+
+@pytest.fixture
+def image_id(ceph):
+    """A fresh image id; its RBD image is removed after the test."""
+    image = str(uuid.uuid4())
+    yield image
+    for pool in (helpers.POOL, helpers.POOL2):
+        helpers.remove_image(ceph, pool, image)
+
+
+@pytest.fixture
+def single_store(ceph, live_memcached):
+    """A progress_rbd store loaded the way glance loads ``stores = ...``."""
+    with helpers.single_store_conf(ceph, live_memcached) as make:
+        yield make
+
+
+@pytest.fixture
+def multi_store(ceph, live_memcached):
+    """Two progress_rbd backends on two pools, as ``enabled_backends``."""
+    with helpers.multi_store_conf(ceph, live_memcached) as make:
+        yield make
+
+
+@pytest.fixture
+def reader(live_memcached):
+    from glance_progress_store import reader
+    return reader.ProgressReader([live_memcached.address])

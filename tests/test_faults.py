@@ -1,0 +1,131 @@
+"""Real failures below the store: a full pool, a dead or frozen memcached."""
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from glance_store import exceptions
+
+from tests import helpers
+from tests.helpers import MiB
+
+QUOTA_POOL = 'quota'
+
+
+@pytest.fixture(scope='module')
+def quota_pool(ceph):
+    """A pool with a 16 MiB quota; quotas need a mgr feeding pool usage."""
+    ceph.start_mgr()
+    ceph.create_pool(QUOTA_POOL)
+    ceph.set_pool_quota(QUOTA_POOL, 16 * MiB)
+    yield QUOTA_POOL
+    ceph.set_pool_quota(QUOTA_POOL, 0)
+    for name in ceph.images(QUOTA_POOL):
+        helpers.remove_image(ceph, QUOTA_POOL, name)
+
+
+def test_pool_quota_reached_mid_upload_is_storage_full(
+        single_store, ceph, reader, quota_pool):
+    store = single_store(rbd_store_pool=quota_pool)
+    image_id = str(uuid.uuid4())
+    size = 256 * MiB
+    # A slow source: the quota is crossed after 16 MiB, the mon flags the
+    # pool full a few seconds later, and the next writes must fail fast.
+    source = helpers.SlowReader(helpers.payload(size), pause=0.05)
+    started = time.monotonic()
+    with pytest.raises(exceptions.StorageFull):
+        helpers.add_single(store, image_id, source, size)
+    elapsed = time.monotonic() - started
+    assert elapsed < 60, 'took %.1fs to notice the full pool' % elapsed
+    assert not helpers.rbd_exists(ceph, quota_pool, image_id)
+    record = helpers.wait_record(reader, image_id, state='failed')
+    assert (record.state, record.reason) == ('failed', 'storage_full')
+    assert 16 * MiB <= record.bytes < size
+    ceph.wait_pool_full(quota_pool, full=False, timeout=60)
+
+
+def test_upload_into_full_pool_fails_at_once(single_store, ceph, reader,
+                                             quota_pool):
+    store = single_store(rbd_store_pool=quota_pool)
+    filler = str(uuid.uuid4())
+    ceph.rbd('create', '--size', '64M', '%s/%s' % (quota_pool, filler))
+    ceph.rbd('bench', '--io-type', 'write', '--io-size', '4M',
+             '--io-total', '32M', '%s/%s' % (quota_pool, filler),
+             timeout=120)
+    ceph.wait_pool_full(quota_pool, timeout=60)
+    image_id = str(uuid.uuid4())
+    started = time.monotonic()
+    with pytest.raises(exceptions.StorageFull):
+        helpers.add_single(store, image_id,
+                           helpers.SlowReader(helpers.payload(4 * MiB)),
+                           4 * MiB)
+    assert time.monotonic() - started < 10
+    assert not helpers.rbd_exists(ceph, quota_pool, image_id)
+    record = reader.get(image_id)
+    assert record is None or record.reason == 'storage_full'
+    helpers.remove_image(ceph, quota_pool, filler)
+
+
+def test_memcached_down_upload_succeeds_and_record_written_later(
+        single_store, ceph, live_memcached, reader, image_id):
+    store = single_store()
+    data = helpers.payload(6 * MiB)
+    live_memcached.stop()
+    started = time.monotonic()
+    result = helpers.add_single(store, image_id, helpers.SlowReader(data),
+                                len(data))
+    elapsed = time.monotonic() - started
+    from tests.test_store import check_stored
+    check_stored(ceph, result, image_id, data)
+    # the only wait memcached may cost: the final record's flush timeout
+    assert elapsed < 5, elapsed
+    live_memcached.start()
+    record = helpers.wait_record(reader, image_id, timeout=20)
+    assert record is not None and record.state == 'stored', record
+    assert record.bytes == len(data)
+
+
+def test_memcached_frozen_mid_upload(single_store, ceph, live_memcached,
+                                     reader, image_id):
+    store = single_store()
+    data = helpers.payload(12 * MiB)
+    source = helpers.SlowReader(data, pause=0.02)
+    baseline_started = time.monotonic()
+    helpers.add_single(store, str(image_id) + '-baseline',
+                       helpers.SlowReader(data, pause=0.02), len(data))
+    baseline = time.monotonic() - baseline_started
+    helpers.remove_image(ceph, helpers.POOL, str(image_id) + '-baseline')
+
+    freezer = threading.Timer(0.2, live_memcached.pause)
+    freezer.start()
+    started = time.monotonic()
+    try:
+        result = helpers.add_single(store, image_id, source, len(data))
+        elapsed = time.monotonic() - started
+    finally:
+        freezer.join()
+        live_memcached.resume()
+    from tests.test_store import check_stored
+    check_stored(ceph, result, image_id, data)
+    # The extra time is bounded by the final flush (socket timeout 0.3 s);
+    # allow generous margin for a shared machine.
+    assert elapsed - baseline < 3.0, (elapsed, baseline)
+    record = helpers.wait_record(reader, image_id, timeout=20)
+    assert record.state == 'stored' and record.bytes == len(data)
+
+
+def test_warning_logged_once_per_upload(single_store, live_memcached,
+                                        image_id, caplog):
+    store = single_store()
+    live_memcached.stop()
+    with caplog.at_level('WARNING', logger='glance_progress_store'):
+        helpers.add_single(store, image_id,
+                           helpers.SlowReader(helpers.payload(5 * MiB)),
+                           5 * MiB)
+        time.sleep(1.5)  # retries happen meanwhile
+    warnings = [r for r in caplog.records
+                if 'Could not publish' in r.getMessage()
+                and image_id in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]

@@ -1,0 +1,122 @@
+"""The reader API against a real memcached, including values we never wrote."""
+
+import os
+import pickle
+import uuid
+
+import memcache
+import pytest
+
+from glance_progress_store import progress
+from glance_progress_store import reader as reader_mod
+from glance_progress_store import records
+
+
+class Tripwire(object):
+    """Unpickling this would run code: the reader must never do it."""
+
+    def __reduce__(self):
+        return (os.system, ('touch /tmp/glance-progress-pwned',))
+
+
+@pytest.fixture
+def client(live_memcached):
+    return memcache.Client([live_memcached.address])
+
+
+def test_missing_record_is_none(reader):
+    assert reader.get(str(uuid.uuid4())) is None
+
+
+def test_pickled_value_is_reported_not_loaded(reader, client):
+    image_id = str(uuid.uuid4())
+    keys = records.keys_for(image_id)
+    client.set(keys.status, Tripwire())
+    with pytest.raises(records.BadRecord, match='pickled'):
+        reader.get(image_id)
+    assert not os.path.exists('/tmp/glance-progress-pwned')
+
+
+@pytest.mark.parametrize('value', [
+    'garbage', '{"state": "uploading"}', '[1, 2]',
+    '{"state":"bogus","bytes":1,"total":null,"backend":null,'
+    '"started_at":1,"updated_at":1,"reason":null}',
+    'x' * 100000,
+])
+def test_foreign_status_values_are_bad_records(reader, client, value):
+    image_id = str(uuid.uuid4())
+    client.set(records.keys_for(image_id).status, value)
+    with pytest.raises(records.BadRecord):
+        reader.get(image_id)
+
+
+def test_foreign_size_value_is_bad_record(reader, client):
+    image_id = str(uuid.uuid4())
+    keys = records.keys_for(image_id)
+    record = records.ProgressRecord('uploading', 1, None, None, 1.0, 1.0)
+    client.set_multi(records.key_values(keys, record))
+    client.set(keys.uploading, 'lots')
+    with pytest.raises(records.BadRecord, match='decimal'):
+        reader.get(image_id)
+
+
+def test_record_round_trip_and_plain_clients_can_read(reader, client):
+    image_id = str(uuid.uuid4())
+    keys = records.keys_for(image_id)
+    record = records.ProgressRecord('uploading', 5, 10, None, 1.5, 2.5)
+    client.set_multi(records.key_values(keys, record))
+    assert reader.get(image_id) == record
+    assert client.get(keys.total) == 10  # decimal text, int flag
+    assert client.get(keys.uploading) == 5
+
+
+def test_unreachable_memcached_is_reported(live_memcached):
+    import testbed
+    nobody = '127.0.0.1:%d' % testbed.free_port()
+    with pytest.raises(reader_mod.MemcachedUnavailable, match=nobody):
+        reader_mod.ProgressReader([nobody], socket_timeout=0.5
+                                  ).check_servers()
+    reader_mod.ProgressReader([live_memcached.address]).check_servers()
+
+
+def test_publisher_survives_fork(live_memcached, reader):
+    # uWSGI forks workers after the master imported (and maybe used) the
+    # store: the child must publish through its own thread and client.
+    publisher = progress.get_publisher([live_memcached.address], 0.5)
+    parent_id = str(uuid.uuid4())
+    record = records.ProgressRecord('stored', 1, 1, None, 1.0, 1.0)
+    keys = records.keys_for(parent_id)
+    publisher.submit(('', parent_id, None), records.key_values(keys, record),
+                     60, final=True)
+    assert publisher.flush(('', parent_id, None), 5)
+    child_id = str(uuid.uuid4())
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            child = progress.get_publisher([live_memcached.address], 0.5)
+            ok = child is not publisher
+            child.submit(('', child_id, None),
+                         records.key_values(records.keys_for(child_id),
+                                            record), 60, final=True)
+            ok = ok and child.flush(('', child_id, None), 5)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert reader.get(child_id) == record
+    assert reader.get(parent_id) == record
+
+
+def test_pickled_values_not_written_by_store(reader, live_memcached):
+    image_id = str(uuid.uuid4())
+    publisher = progress.get_publisher([live_memcached.address], 0.5)
+    record = records.ProgressRecord('uploading', 3, None, 'b', 1.0, 2.0)
+    token = ('', image_id, 'b')
+    publisher.submit(token, records.key_values(
+        records.keys_for(image_id, 'b'), record), 60)
+    assert publisher.flush(token, 5)
+    raw = reader_mod._RawClient([live_memcached.address])
+    values = raw.get_multi(list(records.keys_for(image_id, 'b').all()))
+    assert {v.flags for v in values.values()} <= {
+        memcache.Client._FLAG_INTEGER, memcache.Client._FLAG_TEXT}
+    assert not any(v.data.startswith(pickle.PROTO) for v in values.values())
