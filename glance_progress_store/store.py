@@ -58,7 +58,17 @@ class Store(rbd_driver.Store):
     def configure_add(self):
         super(Store, self).configure_add()
         self.progress_config = options.ProgressConfig(
-            self.store_conf, self.backend_group or SCHEME)
+            self._options_group(), self.backend_group or SCHEME)
+
+    def _options_group(self):
+        # glance_store 5.x reads options through store_conf, which also
+        # falls back to [backend_defaults]; older releases read the group.
+        store_conf = getattr(self, 'store_conf', None)
+        if store_conf is not None:
+            return store_conf
+        if self.backend_group:
+            return getattr(self.conf, self.backend_group)
+        return self.conf.glance_store
 
     @driver.back_compat_add
     @capabilities.check
