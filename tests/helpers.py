@@ -224,4 +224,3 @@ class RecordWatcher(threading.Thread):
 
 def digests(data):
     return hashlib.md5(data).hexdigest(), hashlib.sha512(data).hexdigest()
-

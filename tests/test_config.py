@@ -1,7 +1,7 @@
 """Loading and configuring the driver the way glance does, good and bad."""
 
-import pytest
 from oslo_config import cfg
+import pytest
 from stevedore import driver as stevedore_driver
 
 import glance_store

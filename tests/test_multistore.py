@@ -1,4 +1,4 @@
-"""progress_rbd as glance loads it with enabled_backends = NAME:progress_rbd."""
+"""progress_rbd with enabled_backends = NAME:progress_rbd."""
 
 import concurrent.futures
 

@@ -70,7 +70,7 @@ def test_thin_provisioning_skips_zero_chunks(single_store, ceph, reader,
                                 len(data))
     check_stored(ceph, result, image_id, data)
     du = ceph.rbd('du', '--format', 'json', '%s/%s' % (helpers.POOL,
-                                                      image_id))
+                                                       image_id))
     import json
     used = json.loads(du)['images'][0]['used_size']
     assert used <= 3 * MiB, 'zero chunks were written: %d bytes used' % used

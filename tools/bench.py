@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Side-by-side upload benchmark on the local test bed.
+
+Compares, on one cluster in one run and with the same source file:
+
+* the stock glance_store ``rbd`` driver's ``add()``,
+* ``progress_rbd``'s ``add()`` with progress publishing on and off,
+* ``rbd import`` of the file (librbd's own tool; computes no digests),
+
+for known and unknown sizes. Every upload runs in a fresh process so its
+peak RSS can be measured; the figure is the median of N runs. Prints one
+table and exits non-zero if a target is missed::
+
+    .venv/bin/python tools/bench.py --sizes 512M,4G --runs 3
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import testbed  # noqa: E402
+
+MiB = 1024 * 1024
+POOL = 'bench'
+CHUNK_MIB = 8  # glance_store's default rbd_store_chunk_size
+
+TARGETS = {
+    'vs_stock': 2.0,        # progress_rbd add() >= 2.0 x stock add()
+    'vs_import': 0.5,       # progress_rbd add() >= 0.5 x rbd import
+    'progress_cost': 0.02,  # progress on costs at most 2 % vs off
+    'rss_growth': 0.10,     # peak RSS, largest vs smallest size
+}
+
+
+def parse_size(text):
+    units = {'K': 1024, 'M': MiB, 'G': 1024 * MiB}
+    text = text.strip().upper()
+    if text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def human(size):
+    for unit, factor in (('GiB', 1024 * MiB), ('MiB', MiB)):
+        if size >= factor and size % factor == 0:
+            return '%d %s' % (size // factor, unit)
+    return '%d B' % size
+
+
+# -- one upload, in its own process -----------------------------------------
+
+def _rss_mib():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def run_one(args):
+    """Child process: one add() through glance_store, JSON on stdout."""
+    from oslo_config import cfg
+
+    import glance_store
+
+    conf = cfg.ConfigOpts()
+    conf([], project='glance-progress-bench', default_config_files=[])
+    glance_store.register_opts(conf)
+    options = {
+        'stores': [args.driver], 'default_store': 'rbd',
+        'rbd_store_ceph_conf': args.ceph_conf, 'rbd_store_pool': POOL,
+        'rbd_store_user': 'admin', 'rbd_store_chunk_size': CHUNK_MIB,
+    }
+    if args.driver == 'progress_rbd':
+        options.update(progress_memcached_servers=[args.memcached],
+                       progress_enabled=args.progress == 'on')
+        if args.in_flight:
+            options['progress_rbd_writes_in_flight'] = args.in_flight
+    for name, value in options.items():
+        conf.set_override(name, value, group='glance_store')
+    glance_store.create_stores(conf)
+    store = glance_store.get_store_from_scheme('rbd')
+    size = os.path.getsize(args.file)
+    baseline = _rss_mib()
+    with open(args.file, 'rb', buffering=0) as source:
+        cpu_before = _cpu_seconds(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        result = store.add(args.image_id, source,
+                           size if args.known else 0, 'sha512')
+        elapsed = time.perf_counter() - started
+        cpu = _cpu_seconds(resource.RUSAGE_SELF) - cpu_before
+    sets = None
+    if args.driver == 'progress_rbd':
+        from glance_progress_store import progress
+        config = store.progress_config
+        publisher = progress.get_publisher(config.servers,
+                                           config.socket_timeout)
+        sets = publisher.stats.updates_sent
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    json.dump({'seconds': elapsed, 'bytes': result[1], 'cpu': cpu,
+               'checksum': result[2], 'baseline_rss_mib': baseline,
+               'peak_rss_mib': peak, 'memcached_sets': sets}, sys.stdout)
+
+
+def _cpu_seconds(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu_seconds(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+# -- the benchmark -----------------------------------------------------------
+
+def make_source(path, size):
+    """Incompressible data, written once and then read from page cache."""
+    block = os.urandom(64 * MiB)
+    with open(path, 'wb') as f:
+        left = size
+        while left:
+            f.write(block[:min(left, len(block))])
+            left -= min(left, len(block))
+
+
+def measure_add(args, ceph, memcached, source, driver, known, progress):
+    image_id = str(uuid.uuid4())
+    cmd = [sys.executable, os.path.abspath(__file__), '_one',
+           '--driver', driver, '--file', source, '--image-id', image_id,
+           '--ceph-conf', ceph.conf_path, '--memcached', memcached.address,
+           '--progress', progress]
+    if known:
+        cmd.append('--known')
+    if args.in_flight:
+        cmd += ['--in-flight', str(args.in_flight)]
+    osd_before = _process_cpu_seconds(ceph.osd_pid)
+    try:
+        out = subprocess.run(cmd, check=True, capture_output=True,
+                             text=True, timeout=3600).stdout
+        osd = _process_cpu_seconds(ceph.osd_pid) - osd_before
+    finally:
+        remove_image(ceph, image_id)
+    return dict(json.loads(out), osd_cpu=osd)
+
+
+def measure_import(ceph, source):
+    image_id = str(uuid.uuid4())
+    osd_before = _process_cpu_seconds(ceph.osd_pid)
+    cpu_before = _cpu_seconds(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    ceph.rbd('import', '--image-format', '2', '--object-size',
+             '%dM' % CHUNK_MIB, source, '%s/%s' % (POOL, image_id),
+             timeout=3600)
+    elapsed = time.perf_counter() - started
+    cpu = _cpu_seconds(resource.RUSAGE_CHILDREN) - cpu_before
+    osd = _process_cpu_seconds(ceph.osd_pid) - osd_before
+    remove_image(ceph, image_id)
+    return {'seconds': elapsed, 'cpu': cpu, 'osd_cpu': osd}
+
+
+def measure_hashing(source):
+    """CPU cost of md5 + sha512, the work rbd import does not do."""
+    import hashlib
+    costs = {}
+    for name in ('md5', 'sha512'):
+        digest = hashlib.new(name)
+        with open(source, 'rb', buffering=0) as f:
+            started = time.perf_counter()
+            for block in iter(lambda: f.read(CHUNK_MIB * MiB), b''):
+                digest.update(block)
+            costs[name] = time.perf_counter() - started
+    return costs
+
+
+def remove_image(ceph, image_id):
+    if image_id in ceph.images(POOL):
+        ceph.rbd('snap', 'unprotect', '%s/%s@snap' % (POOL, image_id),
+                 check=False)
+        ceph.rbd('snap', 'purge', '%s/%s' % (POOL, image_id), check=False)
+        ceph.rbd('rm', '%s/%s' % (POOL, image_id), check=False)
+
+
+CASES = (
+    # label, driver, known size, progress
+    ('stock rbd add()', 'rbd', True, 'off'),
+    ('progress_rbd add(), progress on', 'progress_rbd', True, 'on'),
+    ('progress_rbd add(), progress off', 'progress_rbd', True, 'off'),
+    ('stock rbd add(), unknown size', 'rbd', False, 'off'),
+    ('progress_rbd add(), unknown size, on', 'progress_rbd', False, 'on'),
+    ('progress_rbd add(), unknown size, off', 'progress_rbd', False, 'off'),
+    ('rbd import (no digests)', 'import', True, 'off'),
+)
+
+
+def run_bench(args):
+    sizes = [parse_size(s) for s in args.sizes.split(',')]
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix='gps-bench-',
+                                     dir=args.workdir) as workdir:
+        with testbed.CephCluster(
+                os.path.join(workdir, 'ceph'),
+                memstore_bytes=max(sizes) * 2 + 2 * 1024 * MiB) as ceph, \
+                testbed.Memcached() as memcached:
+            ceph.create_pool(POOL)
+            for size in sizes:
+                source = os.path.join(workdir, 'source-%d' % size)
+                make_source(source, size)
+                # Interleave the cases run by run, so that a noisy moment
+                # on a shared machine hits all of them alike.
+                samples = {label: [] for label, *_ in CASES}
+                for run in range(args.runs):
+                    for label, driver, known, progress in CASES:
+                        if driver == 'import':
+                            result = measure_import(ceph, source)
+                        else:
+                            result = measure_add(args, ceph, memcached,
+                                                 source, driver, known,
+                                                 progress)
+                        samples[label].append(result)
+                        print('  %-40s %-8s run %d: %7.1f MiB/s' % (
+                            label, human(size), run + 1,
+                            size / MiB / result['seconds']),
+                            file=sys.stderr)
+                samples['hashing'] = [measure_hashing(source)]
+                os.unlink(source)
+                rows[size] = samples
+    return sizes, rows
+
+
+def summarize(sizes, rows):
+    """Print the table; return the list of missed targets."""
+    missed = []
+    print()
+    print('| size | case | MiB/s (median) | x stock | x rbd import '
+          '| peak RSS MiB (over baseline) | memcached sets |')
+    print('|---|---|---:|---:|---:|---:|---:|')
+    medians = {}
+    for size in sizes:
+        for label, *_ in CASES:
+            medians[size, label] = statistics.median(
+                size / MiB / s['seconds'] for s in rows[size][label])
+        for label, driver, known, progress in CASES:
+            samples = rows[size][label]
+            mibs = medians[size, label]
+            stock_label = ('stock rbd add()' if known
+                           else 'stock rbd add(), unknown size')
+            vs_stock = mibs / medians[size, stock_label]
+            vs_import = mibs / medians[size, 'rbd import (no digests)']
+            if 'peak_rss_mib' in samples[0]:
+                peak = max(s['peak_rss_mib'] for s in samples)
+                over = max(s['peak_rss_mib'] - s['baseline_rss_mib']
+                           for s in samples)
+                rss = '%.0f (+%.0f)' % (peak, over)
+            else:
+                rss = '-'
+            sets = samples[0].get('memcached_sets')
+            print('| %s | %s | %.1f | %.2f | %.2f | %s | %s |' % (
+                human(size), label, mibs, vs_stock, vs_import, rss,
+                '-' if sets is None else sets))
+            if driver == 'progress_rbd' and progress == 'on':
+                if vs_stock < TARGETS['vs_stock']:
+                    missed.append('%s %s: %.2fx stock < %.1fx' % (
+                        human(size), label, vs_stock, TARGETS['vs_stock']))
+                if vs_import < TARGETS['vs_import']:
+                    missed.append('%s %s: %.2fx rbd import < %.1fx' % (
+                        human(size), label, vs_import,
+                        TARGETS['vs_import']))
+                chunks = -(-size // (CHUNK_MIB * MiB))
+                if sets is not None and sets > chunks + 3:
+                    missed.append('%s %s: %d memcached sets for %d chunks'
+                                  % (human(size), label, sets, chunks))
+        print_cpu_limit(size, rows[size], medians)
+        for on, off in (('progress_rbd add(), progress on',
+                         'progress_rbd add(), progress off'),
+                        ('progress_rbd add(), unknown size, on',
+                         'progress_rbd add(), unknown size, off')):
+            cost = 1 - medians[size, on] / medians[size, off]
+            print('\nprogress publishing cost, %s, %s: %+.1f %%' % (
+                human(size), on, 100 * cost))
+            if cost > TARGETS['progress_cost']:
+                missed.append('%s %s: progress costs %.1f %% > %.0f %%' % (
+                    human(size), on, 100 * cost,
+                    100 * TARGETS['progress_cost']))
+    if len(sizes) > 1:
+        label = 'progress_rbd add(), progress on'
+        small, large = min(sizes), max(sizes)
+        peak_small = max(s['peak_rss_mib'] for s in rows[small][label])
+        peak_large = max(s['peak_rss_mib'] for s in rows[large][label])
+        growth = peak_large / peak_small - 1
+        print('peak RSS %s vs %s: %+.1f %%' % (
+            human(large), human(small), 100 * growth))
+        if growth > TARGETS['rss_growth']:
+            missed.append('peak RSS grows %.1f %% from %s to %s' % (
+                100 * growth, human(small), human(large)))
+    return missed
+
+
+def print_cpu_limit(size, samples, medians):
+    """Where the physical limit is: the CPU that hashing plus I/O needs.
+
+    rbd import's CPU per MiB (client and OSD) is what storing the bytes
+    costs; md5 and sha512 add theirs. With every core busy the upload
+    cannot go faster than the cores divided by the sum.
+    """
+    mib = size / MiB
+    per_mib = {}
+    for label, *_ in CASES:
+        runs = samples[label]
+        per_mib[label] = statistics.median(
+            1000 * (s['cpu'] + s['osd_cpu']) / mib for s in runs)
+    hashing = sum(samples['hashing'][0].values()) * 1000 / mib
+    storing = per_mib['rbd import (no digests)']
+    limit = os.cpu_count() * 1000 / (hashing + storing)
+    print('\nCPU ms per MiB (client + OSD), %s: %s' % (human(size), ', '.join(
+        '%s %.2f' % (label, cost) for label, cost in per_mib.items())))
+    print('estimated CPU limit with digests, %s: %.0f MiB/s (hashing %.2f '
+          '+ storing %.2f ms/MiB on %d cores); progress_rbd reached %.0f %%'
+          % (human(size), limit, hashing, storing, os.cpu_count(),
+             100 * medians[size, 'progress_rbd add(), progress on'] / limit))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    sub = parser.add_subparsers(dest='command')
+    one = sub.add_parser('_one', help=argparse.SUPPRESS)
+    one.add_argument('--driver', required=True)
+    one.add_argument('--file', required=True)
+    one.add_argument('--image-id', required=True)
+    one.add_argument('--ceph-conf', required=True)
+    one.add_argument('--memcached', required=True)
+    one.add_argument('--progress', choices=('on', 'off'), default='on')
+    one.add_argument('--known', action='store_true')
+    one.add_argument('--in-flight', type=int)
+    parser.add_argument('--sizes', default='512M,4G',
+                        help='comma separated sizes (default 512M,4G)')
+    parser.add_argument('--runs', type=int, default=3,
+                        help='runs per case; the median is reported')
+    parser.add_argument('--in-flight', type=int,
+                        help='progress_rbd_writes_in_flight (default: the '
+                             "option's default)")
+    parser.add_argument('--workdir', default=None,
+                        help='where the cluster and the source file live')
+    args = parser.parse_args(argv)
+    if args.command == '_one':
+        return run_one(args)
+    print('machine: %d cores, %s; %s' % (
+        os.cpu_count(), _meminfo(), ' '.join(os.uname()[2:3])),
+        file=sys.stderr)
+    sizes, rows = run_bench(args)
+    missed = summarize(sizes, rows)
+    if missed:
+        print('\nTARGETS MISSED:\n  ' + '\n  '.join(missed))
+        return 1
+    print('\nall targets met')
+    return 0
+
+
+def _meminfo():
+    with open('/proc/meminfo') as f:
+        total = int(f.readline().split()[1]) // 1024 // 1024
+    return '%d GiB RAM' % total
+
+
+if __name__ == '__main__':
+    sys.exit(main())
