@@ -150,7 +150,7 @@ def list_opts():
     return [('glance_store', store.Store.OPTIONS)]
 
 
-def _check_prefix(prefix):
+def check_prefix(prefix):
     if any(ch.isspace() or not ch.isprintable() or ord(ch) > 126
            for ch in prefix):
         return "must be printable ASCII without whitespace"
@@ -159,7 +159,7 @@ def _check_prefix(prefix):
     return None
 
 
-def _check_servers(servers):
+def check_servers(servers):
     for server in servers:
         host, sep, port = server.rpartition(':')
         if not sep or not host or not port.isdigit() or not (
@@ -196,8 +196,8 @@ class ProgressConfig(object):
         self.writes_in_flight = values['progress_rbd_writes_in_flight']
         for name, problem in (
                 ('progress_memcached_servers',
-                 self.enabled and _check_servers(self.servers)),
-                ('progress_key_prefix', _check_prefix(self.key_prefix))):
+                 self.enabled and check_servers(self.servers)),
+                ('progress_key_prefix', check_prefix(self.key_prefix))):
             if problem:
                 raise exceptions.BadStoreConfiguration(
                     store_name=store_name,
