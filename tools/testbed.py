@@ -46,12 +46,17 @@ _installed = set()
 
 
 def _run(cmd, check=True, timeout=60):
-    """Run a command, return stdout; raise RuntimeError (with stderr) on failure."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env=_clean_env())
+    """Run a command and return its stdout.
+
+    Raise RuntimeError (with stderr) on failure.
+    """
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout,
+        env=_clean_env())
     if check and proc.returncode != 0:
         raise RuntimeError("%s failed (rc=%d): %s" % (
-            " ".join(cmd), proc.returncode, (proc.stderr or proc.stdout).strip()))
+            " ".join(cmd), proc.returncode,
+            (proc.stderr or proc.stdout).strip()))
     return proc.stdout
 
 
@@ -59,24 +64,29 @@ def _probe(cmd, timeout):
     """(returncode, stderr) of a command that may hang on a sick cluster;
     returncode is None if it timed out."""
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=_clean_env())
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout,
+            env=_clean_env())
     except subprocess.TimeoutExpired:
         return None, ""
     return proc.returncode, proc.stderr
 
 
 def _clean_env():
-    """Environment for Ceph tools: they are /usr/bin/python3 scripts or embed
-    the system libpython, so a caller's venv/pyenv variables must not leak in."""
+    """Environment for Ceph tools.
+
+    They are /usr/bin/python3 scripts or embed the system libpython, so a
+    caller's venv/pyenv variables must not leak in.
+    """
     env = dict(os.environ)
-    for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CEPH_ARGS", "CEPH_CONF"):
+    for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",
+                "CEPH_ARGS", "CEPH_CONF"):
         env.pop(var, None)
     return env
 
 
 def ensure_packages(packages=PACKAGES):
-    """Install missing Debian packages so a fresh CI machine can run the testbed."""
+    """Install missing Debian packages so a fresh CI machine has them."""
     global _apt_updated
     missing = []
     for pkg in packages:
@@ -84,7 +94,8 @@ def ensure_packages(packages=PACKAGES):
             continue
         proc = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg],
                               capture_output=True, text=True)
-        if proc.returncode == 0 and proc.stdout.strip() == "install ok installed":
+        if (proc.returncode == 0
+                and proc.stdout.strip() == "install ok installed"):
             _installed.add(pkg)
         else:
             missing.append(pkg)
@@ -95,7 +106,8 @@ def ensure_packages(packages=PACKAGES):
                            % " ".join(missing))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     steps = [] if _apt_updated else [["apt-get", "update"]]
-    steps.append(["apt-get", "install", "-y", "--no-install-recommends", *missing])
+    steps.append(
+        ["apt-get", "install", "-y", "--no-install-recommends", *missing])
     for cmd in steps:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
@@ -119,8 +131,9 @@ def rbd_bindings_dir(dest):
         found = sorted(glob.glob(os.path.join(
             SYSTEM_DIST_PACKAGES, "%s.cpython-311-*.so" % mod)))
         if not found:
-            raise RuntimeError("no %s CPython 3.11 extension in %s; run "
-                               "ensure_packages()" % (mod, SYSTEM_DIST_PACKAGES))
+            raise RuntimeError(
+                "no %s CPython 3.11 extension in %s; run ensure_packages()"
+                % (mod, SYSTEM_DIST_PACKAGES))
         link = os.path.join(dest, os.path.basename(found[0]))
         if os.path.lexists(link):
             os.unlink(link)
@@ -136,7 +149,10 @@ def free_port():
 
 
 def _pid_alive(pid):
-    """True if pid runs and is not a zombie (orphans of `up` may be unreaped)."""
+    """True if pid runs and is not a zombie.
+
+    Orphans of `up` may be unreaped.
+    """
     try:
         with open("/proc/%d/stat" % pid) as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -172,7 +188,8 @@ def _terminate(pid, proc=None, timeout=10.0, first=signal.SIGTERM):
     """
     for sig in (first, signal.SIGKILL):
         try:
-            os.kill(pid, signal.SIGCONT)  # a paused daemon cannot handle SIGTERM
+            # A paused daemon cannot handle SIGTERM.
+            os.kill(pid, signal.SIGCONT)
             os.kill(pid, sig)
         except ProcessLookupError:
             break
@@ -183,7 +200,7 @@ def _terminate(pid, proc=None, timeout=10.0, first=signal.SIGTERM):
 
 
 def _wait_for(what, predicate, timeout, interval=0.2, on_timeout=None):
-    """Poll ``predicate`` until truthy; return its value or raise RuntimeError."""
+    """Poll ``predicate`` until truthy; return it or raise RuntimeError."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -218,9 +235,10 @@ class CephCluster:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
-        """Create and boot a fresh cluster; return once the OSD is up and in."""
+        """Create and boot a fresh cluster; return once the OSD is up+in."""
         if self.pids():
-            raise RuntimeError("cluster in %s is already running" % self.workdir)
+            raise RuntimeError(
+                "cluster in %s is already running" % self.workdir)
         ensure_packages(CEPH_PACKAGES)
         self._prepare()
         try:
@@ -248,8 +266,8 @@ class CephCluster:
         for name in ("osd", "mgr", "mon"):
             proc = self._procs.pop(name, None)
             if proc is not None:
-                _terminate(proc.pid, proc,
-                           first=signal.SIGKILL if name == "osd" else signal.SIGTERM)
+                first = signal.SIGKILL if name == "osd" else signal.SIGTERM
+                _terminate(proc.pid, proc, first=first)
 
     def __enter__(self):
         self.start()
@@ -266,43 +284,55 @@ class CephCluster:
     # -- CLIs --------------------------------------------------------------
 
     def ceph(self, *args, check=True, timeout=60):
-        return _run(["ceph", "-c", self.conf_path, *args], check=check, timeout=timeout)
+        return _run(["ceph", "-c", self.conf_path, *args],
+                    check=check, timeout=timeout)
 
     def rbd(self, *args, check=True, timeout=60):
-        return _run(["rbd", "-c", self.conf_path, *args], check=check, timeout=timeout)
+        return _run(["rbd", "-c", self.conf_path, *args],
+                    check=check, timeout=timeout)
 
     def rados(self, *args, check=True, timeout=60):
-        return _run(["rados", "-c", self.conf_path, *args], check=check, timeout=timeout)
+        return _run(["rados", "-c", self.conf_path, *args],
+                    check=check, timeout=timeout)
 
     def ceph_json(self, *args, timeout=60):
-        return json.loads(self.ceph(*args, "--format", "json", timeout=timeout))
+        return json.loads(
+            self.ceph(*args, "--format", "json", timeout=timeout))
 
     # -- pools and images --------------------------------------------------
 
     def create_pool(self, name, pg_num=8):
         """Replicated rbd pool (size/min_size 1 are the conf defaults); returns
         once the pool serves I/O.  Idempotent."""
-        self.ceph("osd", "pool", "create", name, str(pg_num), str(pg_num), "replicated")
+        self.ceph("osd", "pool", "create", name, str(pg_num), str(pg_num),
+                  "replicated")
         self.rbd("pool", "init", name)
         self.wait_pool_io(name)
 
     def wait_pool_io(self, name, timeout=60):
-        """Wait until the pool's PGs answer (a stat of a missing object returns)."""
+        """Wait until the pool's PGs answer.
+
+        That is, until a stat of a missing object returns.
+        """
         def answers():
-            rc, err = _probe(["rados", "-c", self.conf_path, "-p", name, "stat",
-                              "testbed-probe"], timeout=5)
+            rc, err = _probe(
+                ["rados", "-c", self.conf_path, "-p", name, "stat",
+                 "testbed-probe"], timeout=5)
             return rc == 0 or "No such file" in err
-        _wait_for("I/O on pool %s" % name, answers, timeout, on_timeout=self.log_tail)
+        _wait_for("I/O on pool %s" % name, answers, timeout,
+                  on_timeout=self.log_tail)
 
     def delete_pool(self, name):
-        self.ceph("osd", "pool", "rm", name, name, "--yes-i-really-really-mean-it")
+        self.ceph("osd", "pool", "rm", name, name,
+                  "--yes-i-really-really-mean-it")
 
     def set_pool_quota(self, name, max_bytes):
         """Pool byte quota; 0 removes it.  Enforced only with a mgr running."""
-        self.ceph("osd", "pool", "set-quota", name, "max_bytes", str(int(max_bytes)))
+        self.ceph("osd", "pool", "set-quota", name, "max_bytes",
+                  str(int(max_bytes)))
 
     def pool_flags(self, name):
-        """OSD map flags of a pool, e.g. ["hashpspool", "full", "full_quota"]."""
+        """Flags of a pool in the OSD map, e.g. ["full", "full_quota"]."""
         for pool in self.ceph_json("osd", "pool", "ls", "detail"):
             if pool["pool_name"] == name:
                 return pool["flags_names"].split(",")
@@ -320,7 +350,7 @@ class CephCluster:
         return time.monotonic() - start
 
     def pool_stored_bytes(self, name):
-        """Bytes stored in a pool as the mon last heard from the mgr (needs a mgr)."""
+        """Bytes stored in a pool as last reported by the mgr (needs one)."""
         for pool in self.ceph_json("df")["pools"]:
             if pool["name"] == name:
                 return pool["stats"]["stored"]
@@ -340,6 +370,7 @@ class CephCluster:
         self.ceph("config", "set", "mgr", "mgr/devicehealth/enable_monitoring",
                   "false", "--force")
         self._spawn("mgr", "ceph-mgr", "-i", self.MGR_ID)
+
         def available():
             self._require_running("mgr")
             return self.ceph_json("mgr", "stat", timeout=10).get("available")
@@ -381,8 +412,9 @@ class CephCluster:
         for path in sorted(glob.glob(os.path.join(self.log_dir, "*"))):
             try:
                 with open(path, errors="replace") as f:
-                    tail = [line for line in f
-                            if line.startswith("20") and " rocksdb:" not in line]
+                    tail = [
+                        line for line in f
+                        if line.startswith("20") and " rocksdb:" not in line]
             except OSError:
                 continue
             tail = tail[-lines:]
@@ -456,7 +488,7 @@ mgr disabled modules = {optional_modules}
 """
 
     def _prepare(self):
-        """Fresh config, keyrings, monmap and mon/osd stores (no daemon runs)."""
+        """Fresh config, keyrings, monmap and mon/osd stores (no daemons)."""
         for sub in ("mon", "osd", "mgr", "run", "log", "crash"):
             shutil.rmtree(self._path(sub), ignore_errors=True)
             os.makedirs(self._path(sub))
@@ -473,7 +505,8 @@ mgr disabled modules = {optional_modules}
                      "--cap", "mgr", "allow *", "--cap", "mds", "allow *"])
         _run(auth + [osd_keyring, "-n", "osd.%d" % self.OSD_ID,
                      "--cap", "mon", "allow profile osd",
-                     "--cap", "mgr", "allow profile osd", "--cap", "osd", "allow *"])
+                     "--cap", "mgr", "allow profile osd",
+                     "--cap", "osd", "allow *"])
         _run(auth + [mgr_keyring, "-n", "mgr.%s" % self.MGR_ID,
                      "--cap", "mon", "allow profile mgr",
                      "--cap", "osd", "allow *", "--cap", "mds", "allow *"])
@@ -512,9 +545,11 @@ mgr disabled modules = {optional_modules}
         """Fail fast (e.g. port taken) instead of letting a CLI hang."""
         def answers():
             self._require_running("mon")
-            return _probe(["ceph", "-c", self.conf_path, "--connect-timeout", "3",
-                           "mon", "stat"], timeout=5)[0] == 0
-        _wait_for("mon.%s" % self.MON_ID, answers, timeout, on_timeout=self.log_tail)
+            return _probe(
+                ["ceph", "-c", self.conf_path, "--connect-timeout", "3",
+                 "mon", "stat"], timeout=5)[0] == 0
+        _wait_for("mon.%s" % self.MON_ID, answers, timeout,
+                  on_timeout=self.log_tail)
 
     def _wait_osd(self, up, timeout=60):
         def state():
@@ -559,7 +594,8 @@ class Memcached:
             raise RuntimeError("memcached exited" + self._failure())
         # Ask for the version: something else may hold the port.
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+            with socket.create_connection(("127.0.0.1", self.port),
+                                          timeout=1) as sock:
                 sock.sendall(b"version\r\n")
                 return sock.recv(64).startswith(b"VERSION ")
         except OSError:
@@ -577,7 +613,7 @@ class Memcached:
         return self._proc.pid
 
     def stop(self, first=signal.SIGTERM):
-        """SIGTERM (memcached exits on its next 1 s clock tick), then SIGKILL."""
+        """SIGTERM (memcached exits on its next 1 s tick), then SIGKILL."""
         if self._proc is not None:
             _terminate(self._proc.pid, self._proc, first=first)
             self._stderr.close()
@@ -613,8 +649,9 @@ def _cmd_up(args):
     if os.path.exists(os.path.join(args.workdir, STATE_FILE)):
         sys.exit("a testbed is up in %s; run `down` first" % args.workdir)
     started = time.monotonic()
-    cluster = CephCluster(args.workdir, memstore_bytes=int(args.memstore_gib * 2**30),
-                          with_mgr=args.with_mgr)
+    cluster = CephCluster(
+        args.workdir, memstore_bytes=int(args.memstore_gib * 2**30),
+        with_mgr=args.with_mgr)
     cluster.start()
     memcached = Memcached()
     try:
@@ -627,7 +664,8 @@ def _cmd_up(args):
     pids = dict(cluster.pids(), memcached=memcached.pid)
     state = {"workdir": cluster.workdir, "conf_path": cluster.conf_path,
              "fsid": cluster.fsid, "mon_addr": cluster.mon_addr,
-             "pool": DEFAULT_POOL, "memcached": memcached.address, "pids": pids}
+             "pool": DEFAULT_POOL, "memcached": memcached.address,
+             "pids": pids}
     with open(os.path.join(cluster.workdir, STATE_FILE), "w") as f:
         json.dump(state, f, indent=2)
     print("testbed up in %.1f s: %s" % (time.monotonic() - started,
@@ -663,7 +701,8 @@ def _cmd_down(args):
     for name in ("osd", "mgr", "mon", "memcached"):
         pid = state["pids"].get(name)
         if pid and _owned(state, name, pid):
-            _terminate(pid, first=signal.SIGKILL if name == "osd" else signal.SIGTERM)
+            first = signal.SIGKILL if name == "osd" else signal.SIGTERM
+            _terminate(pid, first=first)
     os.unlink(os.path.join(args.workdir, STATE_FILE))
 
 
@@ -672,10 +711,11 @@ def _cmd_status(args):
     if state is None:
         sys.exit("no testbed is up in %s" % args.workdir)
     for name, pid in state["pids"].items():
-        print("%-10s pid %-8d %s" % (name, pid,
-                                     "running" if _owned(state, name, pid) else "GONE"))
-    print(_run(["ceph", "-c", state["conf_path"], "--connect-timeout", "5", "-s"],
-               check=False, timeout=15))
+        alive = "running" if _owned(state, name, pid) else "GONE"
+        print("%-10s pid %-8d %s" % (name, pid, alive))
+    print(_run(
+        ["ceph", "-c", state["conf_path"], "--connect-timeout", "5", "-s"],
+        check=False, timeout=15))
 
 
 def _cmd_install(args):
