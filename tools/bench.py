@@ -331,6 +331,77 @@ def print_cpu_limit(size, samples, medians):
              100 * medians[size, 'progress_rbd add(), progress on'] / limit))
 
 
+def run_glance_bench(args):
+    """Uploads through real glance-api stacks, stock rbd vs progress_rbd.
+
+    Both stacks run side by side on one cluster (one uWSGI worker each) and
+    take turns uploading the same file with python-glanceclient.
+    """
+    import glance_stack
+    sizes = [parse_size(s) for s in args.sizes.split(',')]
+    results = {}
+    with tempfile.TemporaryDirectory(prefix='gps-bench-glance-',
+                                     dir=args.workdir) as workdir:
+        with testbed.CephCluster(
+                os.path.join(workdir, 'ceph'),
+                memstore_bytes=max(sizes) * 2 + 2 * 1024 * MiB) as ceph, \
+                testbed.Memcached() as memcached:
+            ceph.create_pool(testbed.DEFAULT_POOL)
+            stacks = {
+                driver: glance_stack.GlanceAPI(
+                    os.path.join(workdir, driver), ceph, memcached.address,
+                    driver=driver, workers=1)
+                for driver in ('rbd', 'progress_rbd')}
+            try:
+                for api in stacks.values():
+                    api.start()
+                for size in sizes:
+                    source = os.path.join(workdir, 'source')
+                    make_source(source, size)
+                    for run in range(args.runs):
+                        for driver, api in stacks.items():
+                            seconds = _glance_upload(api, source, size)
+                            results.setdefault((size, driver), []).append(
+                                size / MiB / seconds)
+                            print('  glance-api + %-13s %-8s run %d: %7.1f '
+                                  'MiB/s' % (driver, human(size), run + 1,
+                                             results[size, driver][-1]),
+                                  file=sys.stderr)
+                    os.unlink(source)
+            finally:
+                for api in stacks.values():
+                    api.stop()
+    missed = []
+    print('\n| size | through glance-api | MiB/s (median) | x stock |')
+    print('|---|---|---:|---:|')
+    for size in sizes:
+        stock = statistics.median(results[size, 'rbd'])
+        for driver in ('rbd', 'progress_rbd'):
+            mibs = statistics.median(results[size, driver])
+            print('| %s | %s | %.1f | %.2f |' % (
+                human(size), driver, mibs, mibs / stock))
+        if statistics.median(results[size, 'progress_rbd']) < stock:
+            missed.append('%s through glance-api: progress_rbd slower than '
+                          'stock rbd' % human(size))
+    return missed
+
+
+def _glance_upload(api, source, size):
+    client = api.client()
+    image = client.images.create(name='bench', disk_format='raw',
+                                 container_format='bare')
+    try:
+        with open(source, 'rb') as f:
+            started = time.perf_counter()
+            client.images.upload(image['id'], f, image_size=size)
+            seconds = time.perf_counter() - started
+        if client.images.get(image['id'])['status'] != 'active':
+            raise RuntimeError('upload through %s failed' % api.driver)
+        return seconds
+    finally:
+        client.images.delete(image['id'])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='command')
@@ -352,14 +423,19 @@ def main(argv=None):
                              "option's default)")
     parser.add_argument('--workdir', default=None,
                         help='where the cluster and the source file live')
+    parser.add_argument('--glance', action='store_true',
+                        help='upload through real glance-api stacks (stock '
+                             'rbd vs progress_rbd) instead of calling add()')
     args = parser.parse_args(argv)
     if args.command == '_one':
         return run_one(args)
     print('machine: %d cores, %s; %s' % (
         os.cpu_count(), _meminfo(), ' '.join(os.uname()[2:3])),
         file=sys.stderr)
-    sizes, rows = run_bench(args)
-    missed = summarize(sizes, rows)
+    if args.glance:
+        missed = run_glance_bench(args)
+    else:
+        missed = summarize(*run_bench(args))
     if missed:
         print('\nTARGETS MISSED:\n  ' + '\n  '.join(missed))
         return 1
