@@ -34,9 +34,9 @@ def test_options_reuse_the_rbd_option_objects():
 
 
 def test_oslo_config_opts_entry_point_lists_every_option():
-    from stevedore import extension
-    manager = extension.ExtensionManager('oslo.config.opts')
-    listed = manager['glance_progress_store'].plugin()
+    manager = stevedore_driver.DriverManager(
+        'oslo.config.opts', 'glance_progress_store', invoke_on_load=False)
+    listed = manager.driver()
     assert listed == [('glance_store', store_mod.Store.OPTIONS)]
     for opt in options.OPTIONS:
         assert len(opt.help) > 100, opt.name  # full help text
