@@ -144,6 +144,12 @@ class Publisher(object):
             except Exception as e:  # never let the publisher die
                 LOG.debug('memcached set_multi failed: %s', e)
                 not_stored = set(values)
+            # python-memcached does not report the keys of a server that
+            # fails during set_multi (it only marks it dead): resend them
+            # all, the newest values win anyway.
+            now = time.time()
+            if any(server.deaduntil > now for server in client.servers):
+                not_stored = set(values)
             if not_stored:
                 failed.update(t for t, e in batch.items()
                               if e.ttl == ttl and not_stored & set(e.values))

@@ -129,3 +129,28 @@ def test_warning_logged_once_per_upload(single_store, live_memcached,
                 if 'Could not publish' in r.getMessage()
                 and image_id in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
+
+
+def test_one_of_two_memcached_down_record_lands_where_readers_look(
+        single_store, ceph, live_memcached, image_id):
+    # python-memcached moves the keys of a dead server to another one and
+    # does not report them as failed; once the server is back, readers
+    # look there again, so the publisher must write them there too.
+    from glance_progress_store import reader as reader_mod
+    import testbed
+    other = testbed.Memcached()
+    other.start()
+    try:
+        servers = [live_memcached.address, other.address]
+        store = single_store(progress_memcached_servers=servers)
+        live_memcached.stop()
+        data = helpers.payload(4 * MiB)
+        helpers.add_single(store, image_id, helpers.SlowReader(data),
+                           len(data))
+        live_memcached.start()
+        record = helpers.wait_record(reader_mod.ProgressReader(servers),
+                                     image_id, timeout=20)
+        assert record is not None and record.state == 'stored', record
+        assert record.bytes == len(data)
+    finally:
+        other.stop()
