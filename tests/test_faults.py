@@ -26,9 +26,12 @@ def quota_pool(ceph):
         helpers.remove_image(ceph, QUOTA_POOL, name)
 
 
+@pytest.mark.parametrize('in_flight', [1, 8])
 def test_pool_quota_reached_mid_upload_is_storage_full(
-        single_store, ceph, reader, quota_pool):
-    store = single_store(rbd_store_pool=quota_pool)
+        single_store, ceph, reader, quota_pool, in_flight):
+    # A write refused mid-pipeline, with one write or many in flight.
+    store = single_store(rbd_store_pool=quota_pool,
+                         progress_rbd_writes_in_flight=in_flight)
     image_id = str(uuid.uuid4())
     size = 256 * MiB
     # A slow source: the quota is crossed after 16 MiB, the mon flags the
