@@ -7,7 +7,12 @@ key prefix in glance's own configuration and reads the records that the
 or evaluates anything, so a memcached that others can write to cannot run
 code in an operator's shell.
 
-Exit codes: see ``EXIT_HELP`` (also in ``--help``).
+``orphans`` also reads the stores' pools from that configuration and lists
+the RBD images of unfinished uploads (:mod:`glance_progress_store.orphans`);
+it is the only sub-command that needs Ceph's Python bindings.
+
+Exit codes: see ``EXIT_HELP`` and ``ORPHANS_EXIT_HELP`` (also in
+``--help``).
 """
 
 import argparse
@@ -21,6 +26,7 @@ import time
 from oslo_config import cfg
 
 from glance_progress_store import options
+from glance_progress_store import orphans
 from glance_progress_store import reader as reader_mod
 from glance_progress_store import records
 
@@ -35,6 +41,14 @@ exit codes (the highest applicable one wins):
   64  usage or configuration error
 """
 
+ORPHANS_EXIT_HELP = """\
+exit codes (the highest applicable one wins):
+  0   no orphan: every unfinished image is an upload in progress (or new)
+  1   orphans found: stalled, failed, no record, bad or inconsistent
+  4   Ceph or memcached unreachable
+  64  usage or configuration error (a missing pool, no Ceph bindings)
+"""
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_STALLED = 2
@@ -42,6 +56,7 @@ EXIT_UNKNOWN = 3
 EXIT_UNREACHABLE = 4
 EXIT_TIMEOUT = 5
 EXIT_USAGE = 64
+EXIT_ORPHANS = 1  # orphans: the cron job's alert
 
 STALLED = 'stalled'
 UNKNOWN = 'unknown'
@@ -58,6 +73,7 @@ DEFAULT_CONFIG_FILE = '/etc/glance/glance-api.conf'
 DEFAULT_CONFIG_DIR = '/etc/glance/glance-api.conf.d'
 SHARED_GROUP = 'backend_defaults'  # glance_store's shared backend options
 _READ_OPTS = ('progress_memcached_servers', 'progress_key_prefix')
+_RBD_READ_OPTS = ('rbd_store_pool', 'rbd_store_ceph_conf', 'rbd_store_user')
 
 
 # --- Formatting: pure functions --------------------------------------------
@@ -264,13 +280,23 @@ class Settings(object):
         return self.backends[backend]
 
 
-def _progress_opts(default_none=False):
-    opts = [copy.deepcopy(o) for o in options.PROGRESS_OPTS
-            if o.name in _READ_OPTS]
+def _copies(opts, names, default_none):
+    opts = [copy.deepcopy(o) for o in opts if o.name in names]
     if default_none:  # as glance_store does: None means "not set here"
         for opt in opts:
             opt.default = None
     return opts
+
+
+def _progress_opts(default_none=False):
+    return _copies(options.PROGRESS_OPTS, _READ_OPTS, default_none)
+
+
+def _rbd_opts(default_none=False):
+    # The stock driver's own options, for the same defaults. Imported here,
+    # not at the top: the driver module imports Ceph's bindings.
+    from glance_store._drivers import rbd as rbd_driver
+    return _copies(rbd_driver.Store.OPTIONS, _RBD_READ_OPTS, default_none)
 
 
 def _checked_source(servers, prefix, where):
@@ -284,17 +310,23 @@ def _checked_source(servers, prefix, where):
     return Source(servers, prefix)
 
 
-def _read_group(conf, group, fallback=None):
-    values = []
-    for name in _READ_OPTS:
+def _read_values(conf, group, names, fallback=None):
+    values = {}
+    for name in names:
         try:
             value = conf[group][name]
             if value is None and fallback is not None:
                 value = conf[fallback][name]
         except (cfg.Error, ValueError) as e:
             raise ConfigError('[%s] %s: %s' % (group, name, e))
-        values.append(value)
-    return _checked_source(values[0], values[1], '[%s]' % group)
+        values[name] = value
+    return values
+
+
+def _read_group(conf, group, fallback=None):
+    values = _read_values(conf, group, _READ_OPTS, fallback)
+    return _checked_source(values['progress_memcached_servers'],
+                           values['progress_key_prefix'], '[%s]' % group)
 
 
 def default_config():
@@ -305,17 +337,17 @@ def default_config():
     return files, dirs
 
 
-def load_settings(config_files, config_dirs):
-    """Read the progress options the way glance_store reads them.
+def _parse_config(config_files, config_dirs, opts, warn=True):
+    """(parsed configuration, its progress_rbd backends, sorted).
 
-    Single-store: ``[glance_store]``. Multi-store: every ``progress_rbd``
-    backend of ``enabled_backends`` from its own group, falling back to
-    ``[backend_defaults]`` and then to the option's default.
+    ``opts(default_none)`` makes the options to read; they are registered
+    in ``[glance_store]``, ``[backend_defaults]`` and, with no default, in
+    each backend's group, as glance_store registers them.
     """
     conf = cfg.ConfigOpts()
     conf.register_opt(cfg.DictOpt('enabled_backends'))
-    conf.register_opts(_progress_opts(), group='glance_store')
-    conf.register_opts(_progress_opts(), group=SHARED_GROUP)
+    conf.register_opts(opts(), group='glance_store')
+    conf.register_opts(opts(), group=SHARED_GROUP)
     try:
         conf([], project='glance', prog='glance-api',
              default_config_files=config_files,
@@ -323,18 +355,44 @@ def load_settings(config_files, config_dirs):
         enabled = conf.enabled_backends or {}
     except (cfg.Error, ValueError) as e:
         raise ConfigError('cannot read the configuration: %s' % e)
-    backends = {}
-    for name, kind in sorted(enabled.items()):
-        if kind.strip() != 'progress_rbd':
-            continue
-        conf.register_opts(_progress_opts(default_none=True), group=name)
-        backends[name] = _read_group(conf, name, fallback=SHARED_GROUP)
-    if enabled and not backends:
+    backends = [name for name, kind in sorted(enabled.items())
+                if kind.strip() == 'progress_rbd']
+    for name in backends:
+        conf.register_opts(opts(default_none=True), group=name)
+    if enabled and not backends and warn:
         _warn('enabled_backends has no progress_rbd backend; reading '
               '[glance_store]')
-    if not backends:
+    return conf, backends
+
+
+def load_settings(config_files, config_dirs):
+    """Read the progress options the way glance_store reads them.
+
+    Single-store: ``[glance_store]``. Multi-store: every ``progress_rbd``
+    backend of ``enabled_backends`` from its own group, falling back to
+    ``[backend_defaults]`` and then to the option's default.
+    """
+    conf, names = _parse_config(config_files, config_dirs, _progress_opts)
+    if not names:
         return Settings([_read_group(conf, 'glance_store')], {})
+    backends = {name: _read_group(conf, name, fallback=SHARED_GROUP)
+                for name in names}
     return Settings(_unique(backends.values()), backends)
+
+
+def load_pools(config_files, config_dirs):
+    """[(backend or None, {rbd option: value})] of the progress_rbd stores.
+
+    The options ``orphans`` needs (pool, ceph.conf, user), read like the
+    progress options: ``[glance_store]``, or each backend's group falling
+    back to ``[backend_defaults]``.
+    """
+    conf, names = _parse_config(config_files, config_dirs, _rbd_opts,
+                                warn=False)
+    if not names:
+        return [(None, _read_values(conf, 'glance_store', _RBD_READ_OPTS))]
+    return [(name, _read_values(conf, name, _RBD_READ_OPTS, SHARED_GROUP))
+            for name in names]
 
 
 def _unique(sources):
@@ -353,12 +411,62 @@ def apply_overrides(settings, servers=None, prefix=None):
     return Settings(plain, backends)
 
 
-def settings_from_args(args):
+def _config_paths(args):
     files, dirs = args.config_file or [], args.config_dir or []
     if not files and not dirs:
         files, dirs = default_config()
-    settings = load_settings(files, dirs)
+    return files, dirs
+
+
+def settings_from_args(args):
+    settings = load_settings(*_config_paths(args))
     return apply_overrides(settings, args.servers, args.prefix)
+
+
+def _rados_id(user):
+    # glance_store passes str(rbd_store_user): an unset user becomes the
+    # user "None"; librados' own default is what the option means.
+    return None if user in (None, '', 'None') else user
+
+
+def orphan_targets(args, settings):
+    """The pools to check, from the configuration and the overrides.
+
+    ``--backend`` keeps that backend's pool; ``--pool`` replaces the list
+    (a configured pool keeps its backend's settings, another one gets the
+    first store's and the plain keys); ``--ceph-conf`` and ``--rbd-user``
+    apply to every pool. Pools reached the same way are checked once.
+    """
+    configured = load_pools(*_config_paths(args))
+    if args.backend is not None:
+        if not settings.backends:
+            raise ConfigError('--backend needs a multi-store configuration '
+                              '(enabled_backends)')
+        configured = [(n, v) for n, v in configured if n == args.backend]
+
+    def target(backend, values, pool=None):
+        ceph_conf = (args.ceph_conf if args.ceph_conf is not None
+                     else values['rbd_store_ceph_conf'] or '')
+        user = _rados_id(args.rbd_user if args.rbd_user is not None
+                         else values['rbd_store_user'])
+        if backend is None:
+            records_at = tuple((s, None) for s in settings.plain_sources)
+        else:
+            records_at = ((settings.source_of(backend), backend),)
+        return orphans.Target(pool or values['rbd_store_pool'], ceph_conf,
+                              user, backend, records_at)
+
+    targets = [target(name, values) for name, values in configured]
+    if args.pool:
+        known = {}
+        for item in targets:
+            known.setdefault(item.pool, item)
+        targets = [known.get(pool) or target(None, configured[0][1], pool)
+                   for pool in args.pool]
+    unique = {}
+    for item in targets:
+        unique.setdefault((item.pool,) + item.cluster, item)
+    return list(unique.values())
 
 
 # --- Reading ---------------------------------------------------------------
@@ -593,6 +701,88 @@ def cmd_watch(args, settings):
     return Watch(args, settings, sys.stdout).run()
 
 
+def orphan_finding(lookup, partial, now, stall_after):
+    """Classify an unfinished image with the first record found for it."""
+    error = None
+    for source, backend in partial.target.records_at:
+        record, problem = lookup.read(partial.name, backend, source)
+        if record is not None:
+            return orphans.classify(partial, record, now, stall_after)
+        error = error or problem
+    if error is not None:
+        return orphans.classify(partial, None, now, stall_after,
+                                error_state=error.state, error=error.error)
+    return orphans.classify(partial, None, now, stall_after)
+
+
+def find_orphans(targets, settings, stall_after, ceph_timeout):
+    """([Finding], [(pool, number of images)]) for the targets."""
+    findings, counted, partial = [], [], []
+    with orphans.Ceph(ceph_timeout) as ceph:
+        for target in targets:
+            result = ceph.scan(target)
+            if isinstance(result, orphans.PoolProblem):
+                findings.append(orphans.pool_finding(result))
+                continue
+            counted.append((target.pool, result[0]))
+            partial += result[1]
+        if not partial:
+            return findings, counted
+        lookup = Lookup(settings, stall_after)
+        lookup.poll()  # memcached is only needed when something is partial
+        now = time.time()
+        for image in partial:
+            finding = orphan_finding(lookup, image, now, stall_after)
+            # "stored": it may have got its snapshot since it was listed
+            if (finding.record_state != records.STORED or
+                    ceph.still_partial(image)):
+                findings.append(finding)
+    return findings, counted
+
+
+def orphans_exit_code(findings):
+    codes = [EXIT_UNREACHABLE if f.state == orphans.UNREACHABLE else
+             EXIT_USAGE if f.state == orphans.NO_POOL else
+             EXIT_ORPHANS if f.orphan else EXIT_OK for f in findings]
+    return max(codes or [EXIT_OK])
+
+
+def orphans_table(findings):
+    """The findings as aligned columns under a header."""
+    def progress(f):
+        if f.bytes is None:
+            return '-'
+        return '%s / %s' % (human_size(f.bytes), human_size(f.total))
+
+    rows = [('POOL', 'IMAGE', 'STATE', 'BYTES/TOTAL', 'AGE', 'ACTION')]
+    rows += [(f.pool, '-' if f.image is None else orphans.printable(f.image),
+              f.state, progress(f),
+              '-' if f.age_s is None else human_duration(f.age_s),
+              orphans.action(f)) for f in findings]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return '\n'.join('  '.join(cell.ljust(width)
+                               for cell, width in zip(row, widths)) +
+                     '  ' + row[5] for row in rows)
+
+
+def cmd_orphans(args, settings):
+    targets = orphan_targets(args, settings)
+    findings, counted = find_orphans(targets, settings, args.stall_after,
+                                     args.ceph_timeout)
+    findings.sort(key=lambda f: (f.pool, f.image is not None, f.image))
+    if args.json:
+        if findings:
+            print('\n'.join(f.to_json() for f in findings))
+    else:
+        if findings:
+            print(orphans_table(findings) + '\n')
+        print(orphans.summary(findings, counted))
+        removal = orphans.removal_text(findings)
+        if removal:
+            print('\n' + removal)
+    return orphans_exit_code(findings)
+
+
 # --- Command line ----------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -625,7 +815,8 @@ def _version():
         return 'unknown'
 
 
-def build_parser():
+def _common_options(backend_help, stall_help):
+    """The options every sub-command has: where the records are."""
     common = _Parser(add_help=False)
     where = common.add_argument_group('where to read')
     where.add_argument(
@@ -642,21 +833,65 @@ def build_parser():
     where.add_argument(
         '--prefix', metavar='PREFIX',
         help='key prefix; overrides progress_key_prefix')
-    where.add_argument(
-        '--backend', metavar='NAME',
-        help='read the upload into this multi-store backend only. Default: '
-             'the image\'s latest upload and every backend\'s upload')
-    common.add_argument(
-        '--stall-after', type=_seconds, default=60.0, metavar='S',
-        help='call an upload stalled when it has not been updated for S '
-             'seconds (a dead glance-api worker, a Ceph cluster that '
-             'blocks writes); assumes the clocks agree (default: 60)')
+    where.add_argument('--backend', metavar='NAME', help=backend_help)
+    common.add_argument('--stall-after', type=_seconds, default=60.0,
+                        metavar='S', help=stall_help)
+    return common
+
+
+ORPHANS_DESCRIPTION = """\
+List the RBD images of unfinished uploads in the progress_rbd pools.
+
+Every upload the store finishes has a protected snapshot "snap"; an image
+without it is an upload in progress, or a partial upload that nothing will
+finish: its glance-api worker was killed (SIGKILL, OOM) or its cleanup
+failed. Each one is classified with its progress record:
+
+not orphans:
+  in progress   record uploading/finalizing, updated within --stall-after
+  new           no record yet, and created less than --stall-after ago
+orphans:
+  stalled       record uploading/finalizing, older: the worker died
+  failed        record failed, yet the image is there: its cleanup failed
+  no record     record expired, or progress disabled; AGE is the image's
+                own (Ceph's create timestamp)
+  bad           a record this package did not write
+  inconsistent  record stored, but the image has no protected snapshot
+and unreachable: memcached (or Ceph, for a whole pool) did not answer.
+
+The pools (rbd_store_pool), ceph.conf (rbd_store_ceph_conf), user
+(rbd_store_user) and memcached servers are read from glance-api's
+configuration: [glance_store], or every progress_rbd backend of
+enabled_backends (falling back to [backend_defaults]). It never removes
+anything: it prints the commands to run once `glance image-show ID` shows
+that glance does not use the image. Needs Ceph's Python bindings.
+"""
+
+
+def build_parser():
+    common = _common_options(
+        backend_help='read the upload into this multi-store backend only. '
+                     'Default: the image\'s latest upload and every '
+                     'backend\'s upload',
+        stall_help='call an upload stalled when it has not been updated '
+                   'for S seconds (a dead glance-api worker, a Ceph cluster '
+                   'that blocks writes); assumes the clocks agree '
+                   '(default: 60)')
+    orphans_common = _common_options(
+        backend_help='check this multi-store backend\'s pool only',
+        stall_help='an unfinished image whose record has not been updated '
+                   'for S seconds is stalled; one without a record is new '
+                   'until it is S seconds old. Keep it above '
+                   'progress_min_interval; assumes the clocks agree '
+                   '(default: 60)')
 
     parser = _Parser(
         prog='glance-progress', epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description='Show the progress of glance image uploads into\n'
-                    'progress_rbd stores, as published to memcached.')
+                    'progress_rbd stores, as published to memcached.\n'
+                    'orphans: partial uploads left in Ceph (exit codes: '
+                    'orphans --help).')
     parser.add_argument('--version', action='version',
                         version='%(prog)s ' + _version())
     subs = parser.add_subparsers(dest='command', metavar='COMMAND')
@@ -701,6 +936,32 @@ def build_parser():
         help='how long an image may have no record before it is unknown: '
              'watching may start before the upload (default: 30)')
     watch.set_defaults(func=cmd_watch)
+
+    orphan = subs.add_parser(
+        'orphans', parents=[orphans_common], epilog=ORPHANS_EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help='list partial uploads left in Ceph (for cron)',
+        description=ORPHANS_DESCRIPTION)
+    ceph = orphan.add_argument_group('where to look in Ceph')
+    ceph.add_argument(
+        '--pool', action='append', metavar='NAME',
+        help='check this pool instead of the configured ones; repeatable')
+    ceph.add_argument(
+        '--ceph-conf', metavar='PATH',
+        help='ceph.conf to use; overrides rbd_store_ceph_conf')
+    ceph.add_argument(
+        '--rbd-user', metavar='USER',
+        help='Ceph user (without "client."); overrides rbd_store_user. '
+             'Default, as glance: librados\' default')
+    ceph.add_argument(
+        '--ceph-timeout', type=_interval, default=30.0, metavar='S',
+        help='give up on a Ceph operation after S seconds (default: 30)')
+    orphan.add_argument(
+        '--json', action='store_true',
+        help='one JSON object per unfinished image (and per pool that '
+             'could not be checked) and line, with the fields %s'
+             % ', '.join(orphans.JSON_FIELDS))
+    orphan.set_defaults(func=cmd_orphans)
     return parser
 
 
@@ -716,7 +977,7 @@ def main(argv=None):
         if args.backend is not None:
             settings.source_of(args.backend)
         return args.func(args, settings)
-    except ConfigError as e:
+    except (ConfigError, orphans.BindingsMissing) as e:
         sys.stderr.write('glance-progress: error: %s\n' % e)
         return EXIT_USAGE
     except KeyboardInterrupt:
