@@ -18,8 +18,10 @@ import memcache
 import pytest
 
 from glance_progress_store import cli
+from glance_progress_store import glance_config
 from glance_progress_store import progress
 from glance_progress_store import records
+from glance_progress_store import views as views_mod
 from tests import helpers
 
 import testbed  # on sys.path through conftest
@@ -42,9 +44,9 @@ class Tripwire(object):
 @pytest.fixture(autouse=True)
 def no_host_config(monkeypatch, tmp_path):
     """The host's /etc/glance must not leak into the tests."""
-    monkeypatch.setattr(cli, 'DEFAULT_CONFIG_FILE',
+    monkeypatch.setattr(glance_config, 'DEFAULT_CONFIG_FILE',
                         str(tmp_path / 'absent' / 'glance-api.conf'))
-    monkeypatch.setattr(cli, 'DEFAULT_CONFIG_DIR',
+    monkeypatch.setattr(glance_config, 'DEFAULT_CONFIG_DIR',
                         str(tmp_path / 'absent' / 'glance-api.conf.d'))
 
 
@@ -97,7 +99,7 @@ def free_port():
     (int(1.2 * GiB), '1.2 GiB'), (1024 * 1024 - 1, '1.0 MiB'),
     (None, '?')])
 def test_human_size(nbytes, text):
-    assert cli.human_size(nbytes) == text
+    assert views_mod.human_size(nbytes) == text
 
 
 @pytest.mark.parametrize('seconds, text', [
@@ -105,18 +107,18 @@ def test_human_size(nbytes, text):
     (7380, '2h03m'), (3 * 86400 + 4 * 3600, '3d04h'), (-3, '0s'),
     (None, '?')])
 def test_human_duration(seconds, text):
-    assert cli.human_duration(seconds) == text
+    assert views_mod.human_duration(seconds) == text
 
 
 def test_human_rate():
-    assert cli.human_rate(50 * MiB) == '50.0 MiB/s'
-    assert cli.human_rate(None) == '?'
+    assert views_mod.human_rate(50 * MiB) == '50.0 MiB/s'
+    assert views_mod.human_rate(None) == '?'
 
 
 def test_view_of_uploading_has_rate_eta_and_age():
     rec = records.ProgressRecord('uploading', 60 * MiB, 100 * MiB, None,
                                  1000.0, 1006.0)
-    view = cli.view_of('i', None, rec, now=1008.0, stall_after=60)
+    view = views_mod.view_of('i', None, rec, now=1008.0, stall_after=60)
     assert view.state == 'uploading'
     assert view.percent == 60.0
     assert view.rate_bytes_per_s == 10 * MiB  # 60 MiB in 6 s
@@ -126,37 +128,37 @@ def test_view_of_uploading_has_rate_eta_and_age():
 
 def test_view_of_stalled_and_final_states():
     rec = records.ProgressRecord('finalizing', 5, 5, None, 0.0, 10.0)
-    assert cli.view_of('i', None, rec, 71.0, 60).state == 'stalled'
-    assert cli.view_of('i', None, rec, 69.0, 60).state == 'finalizing'
-    stalled = cli.view_of('i', None, rec, 71.0, 60)
+    assert views_mod.view_of('i', None, rec, 71.0, 60).state == 'stalled'
+    assert views_mod.view_of('i', None, rec, 69.0, 60).state == 'finalizing'
+    stalled = views_mod.view_of('i', None, rec, 71.0, 60)
     assert stalled.eta_s is None
     old = records.ProgressRecord('stored', 5, 5, None, 0.0, 10.0)
-    assert cli.view_of('i', None, old, 1e6, 60).state == 'stored'
-    assert cli.view_of('i', 'b', None, 1.0, 60).state == 'unknown'
+    assert views_mod.view_of('i', None, old, 1e6, 60).state == 'stored'
+    assert views_mod.view_of('i', 'b', None, 1.0, 60).state == 'unknown'
 
 
 def test_view_of_unknown_size_has_no_percent_nor_eta():
     rec = records.ProgressRecord('uploading', 10, None, None, 0.0, 5.0)
-    view = cli.view_of('i', None, rec, 5.0, 60)
+    view = views_mod.view_of('i', None, rec, 5.0, 60)
     assert (view.percent, view.eta_s, view.rate_bytes_per_s) == (
         None, None, 2.0)
 
 
 def test_plain_line_is_stable():
     rec = records.ProgressRecord('uploading', 512, 1024, 'ceph1', 0.0, 2.0)
-    view = cli.view_of('img', 'ceph1', rec, 2.0, 60)
-    assert cli.plain_line(view) == 'img ceph1 uploading 512/1024 50.0% ' \
-        '256B/s 2s'
+    view = views_mod.view_of('img', 'ceph1', rec, 2.0, 60)
+    assert views_mod.plain_line(view) == \
+        'img ceph1 uploading 512/1024 50.0% 256B/s 2s'
     rec = records.ProgressRecord('failed', 3, None, None, 0.0, 1.0, 'io')
-    view = cli.view_of('img', None, rec, 1.0, 60)
-    assert cli.plain_line(view) == 'img - failed 3/? - 3B/s - io'
+    view = views_mod.view_of('img', None, rec, 1.0, 60)
+    assert views_mod.plain_line(view) == 'img - failed 3/? - 3B/s - io'
 
 
 def test_exit_code_highest_wins():
-    views = [cli.View('a', None, s) for s in ('stored', 'failed',
-                                              'stalled')]
-    assert cli.exit_code(views) == cli.EXIT_STALLED
-    assert cli.exit_code([cli.View('a', None, 'uploading')]) == 0
+    views = [views_mod.View('a', None, s)
+             for s in ('stored', 'failed', 'stalled')]
+    assert views_mod.exit_code(views) == views_mod.EXIT_STALLED
+    assert views_mod.exit_code([views_mod.View('a', None, 'uploading')]) == 0
 
 
 # --- show ----------------------------------------------------------------
@@ -214,7 +216,7 @@ def test_show_stall_after_is_an_option(capsys, addr, image):
 
 def test_show_unknown_image(capsys, addr, image):
     code, out, _ = run(capsys, 'show', image, '--servers', addr)
-    assert code == cli.EXIT_UNKNOWN
+    assert code == views_mod.EXIT_UNKNOWN
     assert 'state:    unknown' in out
 
 
@@ -224,7 +226,7 @@ def test_show_json_fields(capsys, addr, image):
     publish(addr, image, rec)
     other = str(uuid.uuid4())
     code, views = show_json(capsys, image, other, '--servers', addr)
-    assert code == cli.EXIT_UNKNOWN  # the other one has no record
+    assert code == views_mod.EXIT_UNKNOWN  # the other one has no record
     assert [list(v) for v in views] == [FIELDS, FIELDS]
     view = views[0]
     assert view['image_id'] == image and view['backend'] is None
@@ -243,7 +245,7 @@ def test_show_json_fields(capsys, addr, image):
 def test_show_pickled_value_is_bad_and_never_loaded(capsys, addr, image):
     memcache.Client([addr]).set(records.keys_for(image).status, Tripwire())
     code, views = show_json(capsys, image, '--servers', addr)
-    assert code == cli.EXIT_UNKNOWN
+    assert code == views_mod.EXIT_UNKNOWN
     assert views[0]['state'] == 'bad'
     assert 'pickled' in views[0]['error']
     code, out, _ = run(capsys, 'show', image, '--servers', addr)
@@ -254,14 +256,14 @@ def test_show_pickled_value_is_bad_and_never_loaded(capsys, addr, image):
 def test_show_foreign_text_is_bad(capsys, addr, image):
     memcache.Client([addr]).set(records.keys_for(image).status, 'hello')
     code, views = show_json(capsys, image, '--servers', addr)
-    assert (code, views[0]['state']) == (cli.EXIT_UNKNOWN, 'bad')
+    assert (code, views[0]['state']) == (views_mod.EXIT_UNKNOWN, 'bad')
     assert 'not JSON' in views[0]['error']
 
 
 def test_show_memcached_unreachable(capsys, image):
     dead = '127.0.0.1:%d' % free_port()
     code, out, _ = run(capsys, 'show', image, '--servers', dead)
-    assert code == cli.EXIT_UNREACHABLE
+    assert code == views_mod.EXIT_UNREACHABLE
     assert 'state:    unreachable' in out
     assert '%s did not answer' % dead in out
 
@@ -271,7 +273,7 @@ def test_show_stopped_memcached_is_unreachable(capsys, live_memcached,
     live_memcached.stop()  # the fixture starts it again
     code, views = show_json(capsys, image, '--servers',
                             live_memcached.address)
-    assert code == cli.EXIT_UNREACHABLE
+    assert code == views_mod.EXIT_UNREACHABLE
     assert views[0]['state'] == 'unreachable'
 
 
@@ -294,7 +296,7 @@ def test_single_store_config(capsys, addr, image, tmp_path):
     # the same id without the prefix is another record
     code, views = show_json(capsys, image, '--config-file', conf,
                             '--prefix', '')
-    assert (code, views[0]['state']) == (cli.EXIT_UNKNOWN, 'unknown')
+    assert (code, views[0]['state']) == (views_mod.EXIT_UNKNOWN, 'unknown')
 
 
 def test_default_config_location(capsys, addr, image, tmp_path,
@@ -305,8 +307,8 @@ def test_default_config_location(capsys, addr, image, tmp_path,
     conf_d.mkdir()
     write_conf(conf_d / 'progress.conf',
                '[glance_store]\nprogress_key_prefix = d1:\n')
-    monkeypatch.setattr(cli, 'DEFAULT_CONFIG_FILE', conf)
-    monkeypatch.setattr(cli, 'DEFAULT_CONFIG_DIR', str(conf_d))
+    monkeypatch.setattr(glance_config, 'DEFAULT_CONFIG_FILE', conf)
+    monkeypatch.setattr(glance_config, 'DEFAULT_CONFIG_DIR', str(conf_d))
     publish(addr, image, record(state='stored', nbytes=7, total=7),
             prefix='d1:')
     code, views = show_json(capsys, image)
@@ -327,8 +329,9 @@ def test_config_dir(capsys, addr, image, tmp_path):
 
 def test_no_config_reads_localhost():
     args = cli.build_parser().parse_args(['show', 'x'])
-    settings = cli.settings_from_args(args)
-    assert settings.plain_sources == [cli.Source(('127.0.0.1:11211',), '')]
+    settings = glance_config.settings_from_args(args)
+    assert settings.plain_sources == [
+        glance_config.Source(('127.0.0.1:11211',), '')]
     assert settings.backends == {}
 
 
@@ -365,9 +368,9 @@ def publish_multi(address, image_id, rec, prefix=''):
 def test_multi_store_config(capsys, addr, image, tmp_path):
     conf = write_conf(tmp_path / 'glance-api.conf', MULTI.format(
         dead='127.0.0.1:1', addr=addr, addr2=addr))
-    settings = cli.load_settings([conf], [])
+    settings = glance_config.load_settings([conf], [])
     assert sorted(settings.backends) == ['ceph1', 'ceph2']  # not "local"
-    assert settings.backends['ceph2'] == cli.Source((addr,), 'two:')
+    assert settings.backends['ceph2'] == glance_config.Source((addr,), 'two:')
     publish_multi(addr, image, record(nbytes=3, total=9, backend='ceph1'))
     publish_multi(addr, image, record(state='stored', nbytes=4, total=4,
                                       backend='ceph2'), prefix='two:')
@@ -392,19 +395,19 @@ def test_multi_store_backend_defaults_and_own_servers(capsys, addr, image,
         conf = write_conf(tmp_path / 'glance-api.conf', MULTI.replace(
             'progress_memcached_servers = {addr}\n', '').format(
                 dead=addr, addr2=other.address))
-        settings = cli.load_settings([conf], [])
-        assert settings.backends['ceph1'] == cli.Source((addr,), '')
+        settings = glance_config.load_settings([conf], [])
+        assert settings.backends['ceph1'] == glance_config.Source((addr,), '')
         publish_multi(other.address, image, record(
             state='failed', nbytes=1, total=9, backend='ceph2',
             reason='ceph_error'), prefix='two:')
         code, views = show_json(capsys, image, '--config-file', conf)
-        assert code == cli.EXIT_FAILED
+        assert code == views_mod.EXIT_FAILED
         assert [(v['backend'], v['state']) for v in views] == [
             (None, 'failed'), ('ceph2', 'failed')]
         assert views[1]['reason'] == 'ceph_error'
         other.stop()
         code, views = show_json(capsys, image, '--config-file', conf)
-        assert code == cli.EXIT_UNREACHABLE
+        assert code == views_mod.EXIT_UNREACHABLE
         assert [(v['backend'], v['state']) for v in views] == [
             (None, 'unreachable')]
         assert other.address in views[0]['error']
@@ -447,7 +450,7 @@ def test_servers_override_config(capsys, addr, image, tmp_path):
         % free_port()))
     publish(addr, image, record(state='stored', nbytes=2, total=2))
     assert run(capsys, 'show', image, '--config-file', conf)[0] == \
-        cli.EXIT_UNREACHABLE
+        views_mod.EXIT_UNREACHABLE
     code, views = show_json(capsys, image, '--config-file', conf,
                             '--servers', addr)
     assert (code, views[0]['state']) == (0, 'stored')
@@ -499,7 +502,7 @@ def test_watch_failed(capsys, addr, image):
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--interval', 0.05, '--timeout', 30)
     timer.join()
-    assert code == cli.EXIT_FAILED
+    assert code == views_mod.EXIT_FAILED
     assert parse_lines(out)[-1][2:4] == ['failed', '2097152/4194304']
     assert out.splitlines()[-1].endswith(' ceph_error')
 
@@ -509,7 +512,7 @@ def test_watch_stalled(capsys, addr, image):
                                 started_ago=7200, updated_ago=3600))
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--timeout', 30)
-    assert code == cli.EXIT_STALLED
+    assert code == views_mod.EXIT_STALLED
     assert parse_lines(out) == [[image, '-', 'stalled', '1048576/4194304',
                                  '25.0%', '291B/s', '-']]
 
@@ -519,7 +522,7 @@ def test_watch_becomes_stalled_when_updates_stop(capsys, addr, image):
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--interval', 0.1, '--stall-after', 0.5,
                        '--timeout', 30)
-    assert code == cli.EXIT_STALLED
+    assert code == views_mod.EXIT_STALLED
     assert [line[2] for line in parse_lines(out)] == ['uploading',
                                                       'stalled']
 
@@ -528,7 +531,7 @@ def test_watch_unknown_after_wait_start(capsys, addr, image):
     begin = time.monotonic()
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--interval', 0.05, '--wait-start', 0.3)
-    assert code == cli.EXIT_UNKNOWN
+    assert code == views_mod.EXIT_UNKNOWN
     assert time.monotonic() - begin >= 0.3
     assert [line[2] for line in parse_lines(out)] == ['waiting', 'unknown']
 
@@ -568,7 +571,7 @@ def test_watch_multi_store_one_line_per_backend(capsys, addr, image,
                   prefix='two:')
     code, out, _ = run(capsys, 'watch', image, '--config-file', conf,
                        '--timeout', 30)
-    assert code == cli.EXIT_FAILED
+    assert code == views_mod.EXIT_FAILED
     assert sorted((line[1], line[2]) for line in parse_lines(out)) == [
         ('ceph1', 'stored'), ('ceph2', 'failed')]
 
@@ -577,7 +580,7 @@ def test_watch_pickled_value_is_bad(capsys, addr, image):
     memcache.Client([addr]).set(records.keys_for(image).status, Tripwire())
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--timeout', 30)
-    assert code == cli.EXIT_UNKNOWN
+    assert code == views_mod.EXIT_UNKNOWN
     line = parse_lines(out)[0]
     assert line[2] == 'bad' and 'pickled' in line[7]
     assert not os.path.exists(TRIPWIRE)
@@ -587,7 +590,7 @@ def test_watch_memcached_unreachable(capsys, image):
     begin = time.monotonic()
     code, out, _ = run(capsys, 'watch', image, '--servers',
                        '127.0.0.1:%d' % free_port(), '--timeout', 30)
-    assert code == cli.EXIT_UNREACHABLE
+    assert code == views_mod.EXIT_UNREACHABLE
     assert time.monotonic() - begin < 10  # wrong servers: no waiting
     line = parse_lines(out)[0]
     assert line[2] == 'unreachable' and 'did not answer' in line[7]
@@ -625,7 +628,7 @@ def test_watch_on_a_terminal_draws_bars(addr, image):
     args = cli.build_parser().parse_args(['watch', image, '--servers',
                                           addr])
     out = FakeTerminal()
-    settings = cli.settings_from_args(args)
+    settings = glance_config.settings_from_args(args)
     assert cli.Watch(args, settings, out).run() == 0
     text = out.getvalue()
     # a 30 character bar, 75% full (ASCII: StringIO has no encoding)
@@ -646,7 +649,7 @@ def test_subprocess_watch_and_show(addr, image):
     done = subprocess.run(base + ['show', '--json', image, 'missing',
                                   '--servers', addr],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == cli.EXIT_UNKNOWN
+    assert done.returncode == views_mod.EXIT_UNKNOWN
     views = [json.loads(line) for line in done.stdout.splitlines()]
     assert [v['state'] for v in views] == ['stored', 'unknown']
 
@@ -916,7 +919,7 @@ def test_orphans_memcached_unreachable(capsys, ceph, rbd_image):
     name = rbd_image()
     dead = '127.0.0.1:%d' % free_port()
     code, found, _ = orphans_json(capsys, ceph, dead, '--pool', helpers.POOL)
-    assert code == cli.EXIT_UNREACHABLE
+    assert code == views_mod.EXIT_UNREACHABLE
     item = by_image(found)[name]
     assert item['state'] == 'unreachable'
     assert '%s did not answer' % dead in item['error']
@@ -990,7 +993,7 @@ def test_orphans_unset_user_is_librados_default(capsys, ceph, addr,
         assert 'rbd -c %s -p images rm %s' % (ceph.conf_path, name) in out
     code, out, _ = run(capsys, 'orphans', '--config-file', conf, '--json',
                        '--rbd-user', 'nobody')
-    assert code == cli.EXIT_UNREACHABLE
+    assert code == views_mod.EXIT_UNREACHABLE
     [problem] = [json.loads(line) for line in out.splitlines()]
     assert (problem['pool'], problem['image'], problem['state']) == (
         helpers.POOL, None, 'unreachable')
@@ -1069,22 +1072,25 @@ def test_orphans_targets_from_config(tmp_path, ceph):
             '[ceph2]\n', '[ceph2]\nrbd_store_user = glance2\n'))
     argv = ['orphans', '--config-file', conf]
     args = cli.build_parser().parse_args(argv)
-    targets = cli.orphan_targets(args, cli.settings_from_args(args))
+    targets = glance_config.orphan_targets(
+        args, glance_config.settings_from_args(args))
     assert [(t.backend, t.pool, t.ceph_conf, t.user) for t in targets] == [
         ('ceph1', 'images', '/etc/ceph/other.conf', 'admin'),
         ('ceph2', 'images2', '/etc/ceph/other.conf', 'glance2')]
     assert targets[1].records_at == (
-        (cli.Source(('127.0.0.1:11211',), 'two:'), 'ceph2'),)
+        (glance_config.Source(('127.0.0.1:11211',), 'two:'), 'ceph2'),)
     args = cli.build_parser().parse_args(argv + [
         '--pool', 'images2', '--pool', 'other', '--ceph-conf', '/c.conf',
         '--rbd-user', 'ops'])
-    targets = cli.orphan_targets(args, cli.settings_from_args(args))
+    targets = glance_config.orphan_targets(
+        args, glance_config.settings_from_args(args))
     assert [(t.backend, t.pool, t.ceph_conf, t.user) for t in targets] == [
         ('ceph2', 'images2', '/c.conf', 'ops'),
         (None, 'other', '/c.conf', 'ops')]
     # no configuration: glance_store's defaults
     args = cli.build_parser().parse_args(['orphans'])
-    [target] = cli.orphan_targets(args, cli.settings_from_args(args))
+    [target] = glance_config.orphan_targets(
+        args, glance_config.settings_from_args(args))
     assert (target.pool, target.ceph_conf, target.user) == (
         'images', '', None)
 
@@ -1108,7 +1114,7 @@ def test_orphans_ceph_unreachable(capsys, ceph, addr, tmp_path):
                        addr, '--pool', helpers.POOL, '--ceph-timeout', 2,
                        '--json')
     assert time.monotonic() - begin < 20
-    assert code == cli.EXIT_UNREACHABLE
+    assert code == views_mod.EXIT_UNREACHABLE
     [problem] = [json.loads(line) for line in out.splitlines()]
     assert (problem['image'], problem['state']) == (None, 'unreachable')
     assert 'timed out' in problem['error']

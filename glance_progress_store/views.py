@@ -1,0 +1,197 @@
+"""What an operator sees of a progress record, and how it is printed.
+
+Pure functions, with no I/O: a record read from memcached becomes a
+:class:`View` (stalled if it stopped moving), which ``show``, ``watch``
+and their exit codes are made of.
+"""
+
+import dataclasses
+import json
+
+from glance_progress_store import records
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_STALLED = 2
+EXIT_UNKNOWN = 3
+EXIT_UNREACHABLE = 4
+
+STALLED = 'stalled'
+UNKNOWN = 'unknown'
+BAD = 'bad'
+UNREACHABLE = 'unreachable'
+
+_EXIT_CODES = {records.FAILED: EXIT_FAILED, STALLED: EXIT_STALLED,
+               UNKNOWN: EXIT_UNKNOWN, BAD: EXIT_UNKNOWN,
+               UNREACHABLE: EXIT_UNREACHABLE}
+ACTIVE = (records.UPLOADING, records.FINALIZING)
+
+
+_UNITS = ('B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB')
+
+
+def human_size(nbytes):
+    """``1.2 GiB``: binary units, as ``rbd du`` and glance's sizes."""
+    if nbytes is None:
+        return '?'
+    if nbytes < 1024:
+        return '%d B' % nbytes
+    value = float(nbytes)
+    for unit in _UNITS[1:]:
+        value /= 1024
+        if value < 1023.95 or unit == _UNITS[-1]:
+            return '%.1f %s' % (value, unit)
+
+
+def human_rate(bytes_per_s):
+    return '?' if bytes_per_s is None else human_size(bytes_per_s) + '/s'
+
+
+def human_duration(seconds):
+    """``45s``, ``1m05s``, ``2h03m``, ``3d04h``: short enough for a bar."""
+    if seconds is None:
+        return '?'
+    s = int(round(max(0.0, seconds)))
+    if s < 60:
+        return '%ds' % s
+    if s < 3600:
+        return '%dm%02ds' % divmod(s, 60)
+    if s < 86400:
+        return '%dh%02dm' % (s // 3600, s % 3600 // 60)
+    return '%dd%02dh' % (s // 86400, s % 86400 // 3600)
+
+
+@dataclasses.dataclass(frozen=True)
+class View(object):
+    """What an operator sees of one record; the fields of ``show --json``."""
+
+    image_id: str
+    backend: object  # the backend whose keys were read; None: plain keys
+    state: str
+    bytes: object = None
+    total: object = None
+    percent: object = None
+    rate_bytes_per_s: object = None
+    eta_s: object = None
+    age_s: object = None
+    started_at: object = None
+    updated_at: object = None
+    reason: object = None
+    error: object = None
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self))  # fields in order
+
+
+def view_of(image_id, backend, record, now, stall_after):
+    """The status of a record at `now`, stalled if it stopped moving.
+
+    The rate is the average from the start to the last update, so a
+    stalled upload keeps the rate it had; the ETA counts from `now`.
+    """
+    if record is None:
+        return View(image_id, backend, UNKNOWN)
+    age = max(0.0, now - record.updated_at)
+    state = record.state
+    if state in ACTIVE and age > stall_after:
+        state = STALLED
+    elapsed = record.updated_at - record.started_at
+    rate = record.bytes / elapsed if elapsed > 0 else None
+    eta = None
+    if state in ACTIVE and record.total and rate:
+        remaining = max(0, record.total - record.bytes)
+        eta = round(max(0.0, remaining / rate - age), 1)
+    percent = record.percent
+    return View(image_id, backend, state, record.bytes, record.total,
+                None if percent is None else round(percent, 1),
+                None if rate is None else round(rate, 1), eta,
+                round(age, 1), record.started_at, record.updated_at,
+                record.reason)
+
+
+def error_view(image_id, backend, state, message):
+    return View(image_id, backend, state, error=message)
+
+
+def label(view):
+    return view.image_id + (' [%s]' % view.backend if view.backend else '')
+
+
+def progress_text(view):
+    """``1.2 GiB / 2.0 GiB (60.0%)``, or ``1.2 GiB`` while size unknown."""
+    if view.total:
+        return '%s / %s (%.1f%%)' % (human_size(view.bytes),
+                                     human_size(view.total), view.percent)
+    return human_size(view.bytes)
+
+
+def describe(view):
+    """The multi-line text of ``show`` for one record."""
+    lines = [label(view)]
+
+    def add(name, text):
+        lines.append('  %-9s %s' % (name + ':', text))
+
+    add('state', view.state)
+    if view.error:
+        add('error', view.error)
+    elif view.state == UNKNOWN:
+        add('note', 'no record: not started, expired, or written to '
+            'other servers or prefix')
+    if view.bytes is None:
+        return '\n'.join(lines)
+    if view.reason:
+        add('reason', view.reason)
+    size = '' if view.total else ' (size not known yet)'
+    add('progress', progress_text(view) + size)
+    add('rate', '%s average' % human_rate(view.rate_bytes_per_s))
+    if view.eta_s is not None:
+        add('eta', human_duration(view.eta_s))
+    add('updated', '%s ago (started %s ago)' % (
+        human_duration(view.age_s),
+        human_duration(view.age_s + view.updated_at - view.started_at)))
+    return '\n'.join(lines)
+
+
+def plain_line(view):
+    """One stable, space separated line per update, for scripts.
+
+    ``IMAGE BACKEND STATE BYTES/TOTAL PCT RATE ETA [MESSAGE]``: BACKEND is
+    ``-`` for the plain keys, TOTAL ``?`` while unknown, RATE in bytes/s,
+    ETA in seconds, ``-`` where there is no value; MESSAGE is the failure
+    reason or the error, and may contain spaces.
+    """
+    def num(value, fmt):
+        return '-' if value is None else fmt % value
+
+    if view.bytes is None:
+        progress = '-'
+    else:
+        progress = '%d/%s' % (view.bytes, view.total or '?')
+    fields = [view.image_id, view.backend or '-', view.state, progress,
+              num(view.percent, '%.1f%%'),
+              num(view.rate_bytes_per_s, '%.0fB/s'),
+              num(view.eta_s, '%.0fs')]
+    message = view.error or view.reason
+    if message:
+        fields.append(message)
+    return ' '.join(fields)
+
+
+def bar_info(view):
+    """The text next to a progress bar."""
+    if view.bytes is None:
+        return view.state + (': ' + view.error if view.error else '')
+    parts = [view.state, progress_text(view),
+             human_rate(view.rate_bytes_per_s)]
+    if view.eta_s is not None:
+        parts.append('ETA ' + human_duration(view.eta_s))
+    if view.state == STALLED:
+        parts.append('no update for ' + human_duration(view.age_s))
+    if view.reason:
+        parts.append(view.reason)
+    return '  '.join(parts)
+
+
+def exit_code(views):
+    return max([_EXIT_CODES.get(v.state, EXIT_OK) for v in views] or [0])
