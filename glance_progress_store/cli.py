@@ -19,6 +19,7 @@ Exit codes: see ``EXIT_HELP`` and ``ORPHANS_EXIT_HELP`` (also in
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 
@@ -191,7 +192,7 @@ class Watch(object):
     def run(self):
         timeout = self.args.timeout
         deadline = None if timeout is None else self.started + timeout
-        display = (_Bars(self.out) if self.out.isatty()
+        display = (_Bars(self.out) if _is_terminal(self.out)
                    else _Lines(self.out))
         try:
             while True:
@@ -211,6 +212,17 @@ class Watch(object):
                 time.sleep(pause)
         finally:
             display.close()
+
+
+def _is_terminal(out):
+    """A terminal with a known width: tqdm draws nothing in 0 columns
+    (a pty without a window size, as under `script` or some CI runners)."""
+    if not out.isatty():
+        return False
+    try:
+        return os.get_terminal_size(out.fileno()).columns >= 20
+    except (OSError, ValueError):
+        return False
 
 
 class _Lines(object):

@@ -4,10 +4,11 @@ Records are written with the package's own writer (the Publisher the
 store uses), foreign values with python-memcached directly.
 """
 
-import io
+import contextlib
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 import threading
@@ -617,23 +618,53 @@ def test_watch_survives_a_memcached_restart(capsys, live_memcached,
     assert 'unreachable' in states
 
 
-class FakeTerminal(io.StringIO):
-    def isatty(self):
-        return True
+@contextlib.contextmanager
+def terminal(columns):
+    """A real pseudo-terminal of `columns` columns; yields (out, read)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                struct.pack('HHHH', 40, columns, 0, 0))
+    out = os.fdopen(slave, 'w', encoding='utf-8')
+
+    def read():
+        out.flush()
+        chunks = []
+        while select.select([master], [], [], 0.2)[0]:
+            chunks.append(os.read(master, 65536))
+        return b''.join(chunks).decode('utf-8', 'replace')
+    try:
+        yield out, read
+    finally:
+        out.close()
+        os.close(master)
 
 
-def test_watch_on_a_terminal_draws_bars(addr, image):
+def watch_on(columns, addr, image):
     publish(addr, image, record(state='stored', nbytes=3 * MiB,
                                 total=4 * MiB))
     args = cli.build_parser().parse_args(['watch', image, '--servers',
                                           addr])
-    out = FakeTerminal()
     settings = glance_config.settings_from_args(args)
-    assert cli.Watch(args, settings, out).run() == 0
-    text = out.getvalue()
-    # a 30 character bar, 75% full (ASCII: StringIO has no encoding)
-    assert re.search(r'%s \|#{22}5 {7}\| ' % image, text)
+    with terminal(columns) as (out, read):
+        assert cli.Watch(args, settings, out).run() == 0
+        return read()
+
+
+def test_watch_on_a_terminal_draws_bars(addr, image):
+    text = watch_on(120, addr, image)
+    # a 30 character bar, 75% full
+    assert re.search(r'%s \|█{22}\S? *\| ' % image, text), text
     assert 'stored  3.0 MiB / 4.0 MiB (75.0%)' in text
+
+
+def test_watch_on_a_terminal_of_unknown_width_prints_lines(addr, image):
+    # tqdm draws nothing in 0 columns (a pty without a window size)
+    text = watch_on(0, addr, image)
+    assert '%s - stored 3145728/4194304 75.0%%' % image in text, text
 
 
 # --- the command line itself ------------------------------------------------
