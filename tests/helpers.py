@@ -170,11 +170,21 @@ def rbd_exists(ceph, pool, name):
 
 
 def remove_image(ceph, pool, name):
-    if not rbd_exists(ceph, pool, name):
-        return
-    ceph.rbd('snap', 'unprotect', '%s/%s@snap' % (pool, name), check=False)
-    ceph.rbd('snap', 'purge', '%s/%s' % (pool, name), check=False)
-    ceph.rbd('rm', '%s/%s' % (pool, name), check=False)
+    """Remove an image, its snapshots first, whatever its name (librbd:
+    the rbd CLI cannot address names with "/" or "@")."""
+    import rados
+    import rbd
+    with rados.Rados(conffile=ceph.conf_path) as cluster:
+        with cluster.open_ioctx(pool) as ioctx:
+            try:
+                with rbd.Image(ioctx, name) as image:
+                    for snap in image.list_snaps():
+                        if image.is_protected_snap(snap['name']):
+                            image.unprotect_snap(snap['name'])
+                        image.remove_snap(snap['name'])
+                rbd.RBD().remove(ioctx, name)
+            except rbd.ImageNotFound:
+                pass
 
 
 def wait_record(reader, image_id, backend=None, state='stored', timeout=15):

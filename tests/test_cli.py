@@ -747,18 +747,8 @@ def rbd_image(ceph):
 
     make.made = made
     yield make
-    with rados.Rados(conffile=ceph.conf_path) as cluster:
-        for pool, name in made:
-            with cluster.open_ioctx(pool) as ioctx:
-                try:
-                    with rbd.Image(ioctx, name) as image:
-                        for snap in image.list_snaps():
-                            if image.is_protected_snap(snap['name']):
-                                image.unprotect_snap(snap['name'])
-                            image.remove_snap(snap['name'])
-                    rbd.RBD().remove(ioctx, name)
-                except rbd.ImageNotFound:
-                    pass
+    for pool, name in made:
+        helpers.remove_image(ceph, pool, name)
 
 
 @pytest.fixture(scope='module')

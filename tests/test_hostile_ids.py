@@ -70,28 +70,12 @@ def rbd_names(ceph, pool):
             return rbd.RBD().list(ioctx)
 
 
-def remove(ceph, pool, name):
-    """Remove an image whatever its name, through librbd."""
-    rados, rbd = _rbd()
-    with rados.Rados(conffile=ceph.conf_path) as cluster:
-        with cluster.open_ioctx(pool) as ioctx:
-            try:
-                with rbd.Image(ioctx, name) as image:
-                    for snap in image.list_snaps():
-                        if image.is_protected_snap(snap['name']):
-                            image.unprotect_snap(snap['name'])
-                        image.remove_snap(snap['name'])
-                rbd.RBD().remove(ioctx, name)
-            except rbd.ImageNotFound:
-                pass
-
-
 @pytest.fixture
 def cleanup(ceph):
     names = []
     yield names
     for name in names:
-        remove(ceph, helpers.POOL, name)
+        helpers.remove_image(ceph, helpers.POOL, name)
 
 
 # --- What Ceph accepts -------------------------------------------------------
