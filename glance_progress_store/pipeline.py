@@ -87,7 +87,6 @@ class ImageWriter(object):
         self._in_flight = collections.deque()
         self._capacity = image_size
         self._resize_step = chunk_size
-        self.resizes = 0
 
     def write(self, image_file, checksum, multihash, verifier=None):
         """Stream `image_file` in; returns the number of bytes stored.
@@ -166,7 +165,6 @@ class ImageWriter(object):
             self._capacity += self._resize_step
         LOG.debug('resizing image to %d KiB', self._capacity // units.Ki)
         self._image.resize(self._capacity)
-        self.resizes += 1
 
     @staticmethod
     def _feed(lanes, chunk):

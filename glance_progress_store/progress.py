@@ -41,8 +41,6 @@ class _Pending(object):
 @dataclasses.dataclass
 class PublisherStats(object):
     updates_sent: int = 0
-    batches: int = 0
-    failed_batches: int = 0
     dropped: int = 0
 
 
@@ -90,13 +88,12 @@ class Publisher(object):
         return True
 
     def _drop_oldest(self):
-        for token, entry in self._pending.items():
-            if not entry.final:
-                del self._pending[token]
-                self.stats.dropped += 1
-                return
-        self._pending.pop(next(iter(self._pending)))
+        token = next((t for t, e in self._pending.items() if not e.final),
+                     next(iter(self._pending)))
+        del self._pending[token]
         self.stats.dropped += 1
+        LOG.warning('More than %d uploads wait for memcached; dropped the '
+                    'pending progress of %s', MAX_PENDING, token[1])
 
     def _take_ready(self):
         while True:
@@ -133,7 +130,6 @@ class Publisher(object):
 
     def _send(self, client, batch):
         """The one place memcached errors are caught: returns failed tokens."""
-        self.stats.batches += 1
         failed = set()
         by_ttl = {}
         for token, entry in batch.items():
@@ -153,8 +149,6 @@ class Publisher(object):
             if not_stored:
                 failed.update(t for t, e in batch.items()
                               if e.ttl == ttl and not_stored & set(e.values))
-        if failed:
-            self.stats.failed_batches += 1
         return failed
 
     def _retry_later(self, token, entry):

@@ -1,5 +1,6 @@
 """Real failures below the store: a full pool, a dead or frozen memcached."""
 
+import contextlib
 import threading
 import time
 import uuid
@@ -52,23 +53,46 @@ def test_pool_quota_reached_mid_upload_is_storage_full(
 def test_upload_into_full_pool_fails_at_once(single_store, ceph, reader,
                                              quota_pool):
     store = single_store(rbd_store_pool=quota_pool)
-    filler = str(uuid.uuid4())
-    ceph.rbd('create', '--size', '64M', '%s/%s' % (quota_pool, filler))
-    ceph.rbd('bench', '--io-type', 'write', '--io-size', '4M',
-             '--io-total', '32M', '%s/%s' % (quota_pool, filler),
-             timeout=120)
-    ceph.wait_pool_full(quota_pool, timeout=60)
-    image_id = str(uuid.uuid4())
-    started = time.monotonic()
-    with pytest.raises(exceptions.StorageFull):
-        helpers.add_single(store, image_id,
-                           helpers.SlowReader(helpers.payload(4 * MiB)),
-                           4 * MiB)
-    assert time.monotonic() - started < 10
-    assert not helpers.rbd_exists(ceph, quota_pool, image_id)
-    record = reader.get(image_id)
-    assert record is None or record.reason == 'storage_full'
-    helpers.remove_image(ceph, quota_pool, filler)
+    with _filled(ceph, quota_pool, 32 * MiB):
+        image_id = str(uuid.uuid4())
+        started = time.monotonic()
+        with pytest.raises(exceptions.StorageFull):
+            helpers.add_single(store, image_id,
+                               helpers.SlowReader(helpers.payload(4 * MiB)),
+                               4 * MiB)
+        assert time.monotonic() - started < 10
+        assert not helpers.rbd_exists(ceph, quota_pool, image_id)
+        record = reader.get(image_id)
+        assert record is None or record.reason == 'storage_full'
+
+
+@contextlib.contextmanager
+def _filled(ceph, pool, size):
+    """A pool over its quota, filled with plain objects.
+
+    Written and deleted in full-try mode: otherwise librados blocks every
+    write, and the removal, once the mon has flagged the pool full.
+    """
+    import rados
+    names = ['filler-%d' % n for n in range(size // (4 * MiB))]
+    with rados.Rados(conffile=ceph.conf_path) as cluster:
+        with cluster.open_ioctx(pool) as ioctx:
+            ioctx.set_osdmap_full_try()
+            for name in names:
+                try:
+                    ioctx.write_full(name, helpers.payload(4 * MiB))
+                except rados.Error:
+                    break  # flagged full already
+            ceph.wait_pool_full(pool, timeout=60)
+            try:
+                yield
+            finally:
+                for name in names:
+                    try:
+                        ioctx.remove_object(name)
+                    except rados.ObjectNotFound:
+                        pass
+    ceph.wait_pool_full(pool, full=False, timeout=60)
 
 
 def test_memcached_down_upload_succeeds_and_record_written_later(
