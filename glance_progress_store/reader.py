@@ -68,8 +68,11 @@ class ProgressReader(object):
     def __init__(self, servers, prefix='', socket_timeout=3.0):
         self.servers = list(servers)
         self.prefix = prefix
+        # A short dead_retry: a long-lived reader (watch, a dashboard)
+        # sees a restarted memcached again within a second, not 30 s.
         self._client = _RawClient(self.servers,
-                                  socket_timeout=socket_timeout)
+                                  socket_timeout=socket_timeout,
+                                  dead_retry=1)
 
     def check_servers(self):
         """Raise MemcachedUnavailable unless every server answers."""
