@@ -1,0 +1,840 @@
+"""Real faults under a real glance-api: memcached, Ceph and the clients.
+
+Each test injects a fault into the real stack (glance-api under uWSGI, a
+one-node Ceph cluster, memcached) and checks three things: what the user
+sees (HTTP status, glanceclient exception, image status), what Ceph holds
+(no orphan RBD image, no missing data, the right hashes) and what the
+progress record says, read the way operators read it (ProgressReader).
+
+The faults would disturb the session's fixtures, so this module boots its
+own Ceph cluster (with a mgr: pool quotas need one), memcached and
+glance-api stacks, and stops them at the end. The figures the tests
+measure are printed (pytest -s shows them).
+"""
+
+import base64
+import datetime
+import http.client
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.x509 import oid
+from glanceclient import exc as glance_exc
+import memcache
+import pytest
+
+import glance_stack
+import testbed
+
+from glance_progress_store import reader as reader_mod
+from glance_progress_store import records
+from glance_progress_store import store as store_mod
+from tests import helpers
+from tests.helpers import MiB
+
+pytestmark = pytest.mark.e2e
+
+POOL = 'images'
+QUOTA_POOL = 'quota'
+QUOTA = 16 * MiB
+# rados_connect_timeout of every stack here: librados then gives up on
+# any Ceph operation after that many seconds.
+RADOS_TIMEOUT = 5
+# glance_stack's rbd_store_chunk_size: the store writes 8 MiB chunks.
+CHUNK = 8 * MiB
+# python-glanceclient reads the body 1 MiB at a time, so SlowReader's
+# pause is per MiB: 0.05 s paces an upload at about 20 MiB/s.
+PACE = 0.05
+# The publisher retries a record with a backoff of at most 5 s.
+RECORD_BACK_WITHIN = 15
+# What a fault in memcached may add to an upload. The store waits at most
+# progress_socket_timeout (0.5 s) for the final record; the rest is a
+# margin for a shared two-core machine.
+MEMCACHED_EXTRA_BOUND = 4.0
+FROZEN_AFTER_UPLOAD = 2.0
+GLANCE_500 = 'The server has either erred or is incapable'
+
+
+# -- the module's own Ceph, memcached and glance-api stacks ------------
+
+@pytest.fixture(scope='module')
+def root(workdir):
+    path = os.path.join(workdir, 'faults-glance')
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope='module')
+def cluster(root):
+    ceph = testbed.CephCluster(os.path.join(root, 'ceph'), with_mgr=True)
+    ceph.start()
+    try:
+        ceph.create_pool(POOL)
+        ceph.create_pool(QUOTA_POOL)
+        ceph.set_pool_quota(QUOTA_POOL, QUOTA)
+        yield ceph
+    finally:
+        ceph.stop()
+
+
+@pytest.fixture(scope='module')
+def mc():
+    server = testbed.Memcached()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def live_mc(mc):
+    """The module's memcached, running and answering after the test."""
+    yield mc
+    mc.start()  # no-op when it runs
+    mc.resume()
+
+
+class Stacks(object):
+    """The glance-api stacks of this module, stopped at its end."""
+
+    def __init__(self, root, ceph, memcached):
+        self.root = root
+        self.ceph = ceph
+        self.memcached = memcached
+        self.started = []
+
+    def start(self, name, pool=POOL, store=None, extra_conf=None,
+              **kwargs):
+        """A single-store glance-api into `pool`; `store` adds options to
+        [glance_store], `extra_conf` other sections."""
+        conf = dict(extra_conf or {})
+        conf['glance_store'] = dict(rados_connect_timeout=RADOS_TIMEOUT,
+                                    **(store or {}))
+        api = glance_stack.GlanceAPI(
+            os.path.join(self.root, name), self.ceph, self.memcached.address,
+            mode='single', backends={'default': pool}, workers=1,
+            extra_conf=conf, **kwargs)
+        self.started.append(api)
+        api.start()
+        return api
+
+    def stop(self):
+        for api in self.started:
+            api.stop()
+
+
+@pytest.fixture(scope='module')
+def stacks(root, cluster, mc):
+    running = Stacks(root, cluster, mc)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope='module')
+def glance(stacks):
+    """The main stack. castellan keeps its default backend, Barbican, which
+    is pointed at a port nothing listens on: a cloud without Barbican."""
+    return stacks.start('main', extra_conf={'barbican': {
+        'auth_endpoint': 'http://127.0.0.1:%d/v3' % testbed.free_port()}})
+
+
+@pytest.fixture
+def created(cluster):
+    """Image ids to remove from Ceph after the test, whatever happened."""
+    ids = []
+    yield ids
+    for pool in (POOL, QUOTA_POOL):
+        left = set(cluster.images(pool))
+        for image_id in ids:
+            if image_id in left:
+                helpers.remove_image(cluster, pool, image_id)
+
+
+# -- helpers -----------------------------------------------------------
+
+def new_image(client, created, **properties):
+    image_id = client.images.create(
+        name='faults-%s' % uuid.uuid4().hex[:8], disk_format='raw',
+        container_format='bare', **properties)['id']
+    created.append(image_id)
+    return image_id
+
+
+def reader(memcached):
+    # A new reader whenever memcached may have been away: python-memcached
+    # skips a server for 30 s (its dead_retry) once a request to it failed,
+    # so a reader kept across a restart reports "no record" meanwhile.
+    return reader_mod.ProgressReader([memcached.address])
+
+
+def read_record(memcached, image_id):
+    return reader(memcached).get(image_id)
+
+
+def wait_for_record(memcached, image_id, predicate, timeout):
+    """Poll until predicate(record) holds; returns the record, or fails."""
+    deadline = time.monotonic() + timeout
+    source = reader(memcached)
+    record = None
+    while time.monotonic() < deadline:
+        record = source.get(image_id)
+        if record is not None and predicate(record):
+            return record
+        time.sleep(0.05)
+    pytest.fail('record of %s never got there in %ss: %s'
+                % (image_id, timeout, record))
+
+
+def wait_for(what, predicate, timeout, interval=0.2):
+    """Poll until predicate() is truthy; returns the seconds waited."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            pytest.fail('no %s after %ss' % (what, timeout))
+        time.sleep(interval)
+    return time.monotonic() - started
+
+
+def log_text(api):
+    with open(api.log_path, errors='replace') as f:
+        return f.read()
+
+
+class Upload(threading.Thread):
+    """A glanceclient upload that runs while the test injects a fault."""
+
+    def __init__(self, client, image_id, data, pace=PACE, image_size=None):
+        super(Upload, self).__init__(daemon=True)
+        self._client = client
+        self._image_id = image_id
+        self._data = data
+        self._pace = pace
+        self._size = len(data) if image_size is None else image_size
+        self.error = None
+        self.ended_at = None
+        self.elapsed = None
+
+    def run(self):
+        started = time.monotonic()
+        try:
+            self._client.images.upload(
+                self._image_id, helpers.SlowReader(self._data, self._pace),
+                image_size=self._size)
+        except Exception as e:
+            self.error = e
+        self.ended_at = time.monotonic()
+        self.elapsed = self.ended_at - started
+
+    def result(self, timeout):
+        """Wait for the end; returns the client's exception or None."""
+        self.join(timeout)
+        assert not self.is_alive(), 'upload still running after %ss' % timeout
+        return self.error
+
+
+def upload(client, image_id, data, **kwargs):
+    """Upload at PACE; returns (client's exception or None, seconds)."""
+    job = Upload(client, image_id, data, **kwargs)
+    job.start()
+    return job.result(timeout=300), job.elapsed
+
+
+def check_active(api, ceph, image_id, data, pool=POOL):
+    """The image is active, its hashes right, and glance and Ceph both
+    hold exactly `data`."""
+    client = api.client()
+    image = client.images.get(image_id)
+    md5, sha512 = helpers.digests(data)
+    assert (image['status'], image['size']) == ('active', len(data))
+    assert (image['checksum'], image['os_hash_value']) == (md5, sha512)
+    assert b''.join(client.images.data(image_id)) == data
+    stored, snaps = helpers.read_rbd(ceph, pool, image_id, 'snap')
+    assert stored == data and snaps == {'snap': True}
+
+
+def check_nothing_stored(client, ceph, image_id, pool=POOL):
+    """Glance put the image back to queued and Ceph holds nothing of it."""
+    assert client.images.get(image_id)['status'] == 'queued'
+    assert not helpers.rbd_exists(ceph, pool, image_id)
+
+
+def check_failed_record(memcached, image_id, reason, size):
+    record = helpers.wait_record(reader(memcached), image_id,
+                                 state='failed', timeout=30)
+    assert record is not None
+    assert (record.state, record.reason, record.total) == (
+        'failed', reason, size)
+    assert record.bytes < size
+    return record
+
+
+def open_raw_upload(api, image_id, content_length):
+    """PUT /v2/images/ID/file on a plain socket, headers sent, no body."""
+    sock = socket.create_connection(('127.0.0.1', api.port), timeout=120)
+    lines = ['PUT /v2/images/%s/file HTTP/1.1' % image_id,
+             'Host: 127.0.0.1:%d' % api.port,
+             'Content-Type: application/octet-stream',
+             'Content-Length: %d' % content_length]
+    lines.extend('%s: %s' % item for item in api.headers().items())
+    sock.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode('ascii'))
+    return sock
+
+
+def read_raw_response(sock):
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, response.read().decode(errors='replace')
+
+
+# -- 1. memcached down, killed or frozen -------------------------------
+
+# frozen-then-restarted: a hung memcached that a watchdog kills and
+# restarts; what was sent to the frozen process is lost with it.
+MEMCACHED_FAULTS = ('down-from-start', 'killed-mid-upload',
+                    'frozen-mid-upload', 'frozen-then-restarted')
+
+
+@pytest.mark.parametrize('fault', MEMCACHED_FAULTS)
+def test_memcached_fault_never_fails_an_upload(glance, cluster, live_mc,
+                                               created, fault):
+    client = glance.client()
+    data = helpers.payload(40 * MiB + 4321, seed=len(fault))
+    error, baseline = upload(client, new_image(client, created), data)
+    assert error is None
+
+    image_id = new_image(client, created)
+    if fault == 'down-from-start':
+        live_mc.stop()
+        error, elapsed = upload(client, image_id, data)
+    else:
+        job = Upload(client, image_id, data)
+        job.start()
+        seen = wait_for_record(live_mc, image_id,
+                               lambda r: r.bytes >= CHUNK, timeout=60)
+        (live_mc.kill if fault.startswith('killed') else live_mc.pause)()
+        assert job.is_alive() and seen.bytes < len(data), 'fault too late'
+        error, elapsed = job.result(timeout=300), job.elapsed
+    assert error is None, error
+    if fault.startswith('frozen'):
+        # Frozen a while longer: the publisher's retries meet it too.
+        time.sleep(FROZEN_AFTER_UPLOAD)
+        if fault == 'frozen-then-restarted':
+            live_mc.kill()
+    restored = time.monotonic()
+    live_mc.start()
+    live_mc.resume()
+
+    # The final record is written by the publisher's retries once
+    # memcached answers again (well within progress_ttl, a day).
+    record = helpers.wait_record(reader(live_mc), image_id,
+                                 timeout=RECORD_BACK_WITHIN)
+    print('memcached %s: upload %.2fs, baseline %.2fs, extra %.2fs; final '
+          'record %.2fs after memcached came back'
+          % (fault, elapsed, baseline, elapsed - baseline,
+             time.monotonic() - restored))
+    assert record is not None
+    assert (record.state, record.bytes, record.total, record.reason) == (
+        'stored', len(data), len(data), None)
+    assert elapsed - baseline < MEMCACHED_EXTRA_BOUND
+    check_active(glance, cluster, image_id, data)
+    # The store warns once per upload, never per failed update.
+    warnings = [line for line in log_text(glance).splitlines()
+                if 'Could not publish upload progress of %s' % image_id
+                in line]
+    assert len(warnings) == 1, warnings
+
+
+# -- 2. the pool's quota reached mid-upload ----------------------------
+
+def test_pool_quota_reached_mid_upload(stacks, cluster, mc, created):
+    api = stacks.start('quota', pool=QUOTA_POOL)
+    client = api.client()
+    image_id = new_image(client, created)
+    size = 128 * MiB
+    flagged = []
+
+    def watch_pool():
+        # Ceph enforces quotas lazily: the mon flags the pool full a few
+        # seconds after the mgr reports usage over the quota, meanwhile
+        # the upload goes on at 10 MiB/s.
+        while job.is_alive():
+            if cluster.pool_is_full(QUOTA_POOL):
+                flagged.append(time.monotonic())
+                return
+            time.sleep(0.3)
+
+    job = Upload(client, image_id, helpers.payload(size, seed=2), pace=0.1)
+    job.start()
+    watcher = threading.Thread(target=watch_pool, daemon=True)
+    watcher.start()
+    error = job.result(timeout=300)
+    watcher.join()
+
+    assert isinstance(error, glance_exc.HTTPOverLimit), error
+    assert 'Image storage media is full' in str(error)
+    assert 'over quota' in str(error)
+    assert flagged, 'the pool was never flagged full during the upload'
+    answer_after = job.ended_at - flagged[0]
+    print('pool quota: 413 after %.2fs, %.2fs after the pool was flagged '
+          'full (%s)' % (job.elapsed, answer_after, error))
+    # Failing writes are seen at once; the cleanup then waits until the
+    # pool is under quota again to remove the partial image.
+    assert answer_after < 30
+    check_nothing_stored(client, cluster, image_id, pool=QUOTA_POOL)
+    assert cluster.images(QUOTA_POOL) == []
+    record = check_failed_record(mc, image_id, 'storage_full', size)
+    assert record.bytes >= QUOTA
+    cluster.wait_pool_full(QUOTA_POOL, full=False)
+
+
+# -- 3. Ceph stops answering mid-upload --------------------------------
+
+def unstick(ceph):
+    """Make sure every PG of the test bed serves I/O after a long SIGSTOP.
+
+    A PG whose read lease ran out while the OSD was stopped (past about
+    16 s) sometimes stays "laggy" after SIGCONT on this one-OSD Ceph 16
+    cluster, every op on it "waiting for readable" for good (6 runs in
+    19 here before this). Listing a pool reaches all its PGs; if that hangs,
+    the OSD is marked down: it reports itself up at once and peers again,
+    as after any restart. Returns True if it had to.
+    """
+    for pool in (POOL, QUOTA_POOL):
+        try:
+            ceph.rados('-p', pool, 'ls', timeout=10)
+        except subprocess.TimeoutExpired:
+            break
+    else:
+        return False
+    ceph.ceph('osd', 'down', str(ceph.OSD_ID))
+    wait_for('osd.%d up again' % ceph.OSD_ID, lambda: all(
+        osd['up'] for osd in ceph.ceph_json('osd', 'dump')['osds']),
+        timeout=60, interval=0.5)
+    print('(test bed: PGs stuck laggy after SIGCONT, OSD re-peered)')
+    return True
+
+
+@pytest.fixture
+def osd_pauser(cluster):
+    """pause() SIGSTOPs the OSD; resume() returns when it was SIGCONTed.
+    It runs and serves I/O again after the test, whatever happened."""
+    class Pauser(object):
+        paused = False
+
+        def pause(self):
+            cluster.pause_osd()
+            self.paused = True
+
+        def resume(self):
+            if not self.paused:
+                return None
+            cluster.resume_osd()
+            resumed_at = time.monotonic()
+            self.paused = False
+            unstick(cluster)
+            return resumed_at
+
+    pauser = Pauser()
+    try:
+        yield pauser
+    finally:
+        pauser.resume()
+        cluster.wait_pool_io(POOL)
+
+
+@pytest.mark.parametrize('osd_back', ['during-cleanup', 'after-cleanup'])
+def test_ceph_stops_answering_mid_upload(glance, cluster, mc, osd_pauser,
+                                         created, osd_back):
+    client = glance.client()
+    data = helpers.payload(160 * MiB, seed=3)
+    image_id = new_image(client, created)
+    job = Upload(client, image_id, data)
+    job.start()
+    wait_for_record(mc, image_id, lambda r: r.bytes >= CHUNK, timeout=60)
+    osd_pauser.pause()
+    paused_at = time.monotonic()
+    aborted = 'Failed to store image %s' % image_id
+    orphan = 'Could not remove the partial RBD image %s/%s' % (POOL, image_id)
+
+    if osd_back == 'during-cleanup':
+        # The store gives up on the writes after rados_connect_timeout,
+        # closing the image costs librbd a few more timeouts, then the
+        # store logs the failure and retries the removal for up to
+        # CLEANUP_TIMEOUT: the OSD comes back in that window.
+        abort_after = wait_for('abort in the log',
+                               lambda: aborted in log_text(glance),
+                               timeout=12 * RADOS_TIMEOUT)
+        resumed_at = osd_pauser.resume()
+        error = job.result(timeout=store_mod.CLEANUP_TIMEOUT + 60)
+        print('ceph paused, back during cleanup: store gave up %.1fs after '
+              'the pause, client got %s %.1fs after the OSD came back'
+              % (abort_after, type(error).__name__,
+                 job.ended_at - resumed_at))
+        assert abort_after < 8 * RADOS_TIMEOUT
+        assert job.ended_at - resumed_at < 2 * RADOS_TIMEOUT + 10
+        assert not helpers.rbd_exists(cluster, POOL, image_id)
+        assert orphan not in log_text(glance)
+    else:
+        # The OSD stays away past the cleanup window: the store stops
+        # trying, says so in the log and the client gets its error.
+        error = job.result(timeout=store_mod.CLEANUP_TIMEOUT +
+                           12 * RADOS_TIMEOUT + 60)
+        failed_after = job.ended_at - paused_at
+        resumed_at = osd_pauser.resume()
+        print('ceph paused for good: client got %s %.1fs after the pause '
+              '(rados_connect_timeout %ds, cleanup window %ds)'
+              % (type(error).__name__, failed_after, RADOS_TIMEOUT,
+                 store_mod.CLEANUP_TIMEOUT))
+        assert failed_after < (store_mod.CLEANUP_TIMEOUT +
+                               10 * RADOS_TIMEOUT + 15)
+        # What is left: the partial image, reported for "rbd rm".
+        text = log_text(glance)
+        assert orphan in text and 'remove it with "rbd rm"' in text
+        assert helpers.rbd_exists(cluster, POOL, image_id)
+
+    # Glance answers 500 (it has no mapping for BackendException); the
+    # reason is in its log and in the record.
+    assert isinstance(error, glance_exc.HTTPInternalServerError), error
+    assert GLANCE_500 in str(error)
+    assert 'Ceph did not answer in time' in log_text(glance)
+    assert client.images.get(image_id)['status'] == 'queued'
+    check_failed_record(mc, image_id, 'storage_timeout', len(data))
+
+    retry = data[:2 * CHUNK]
+    if osd_back == 'after-cleanup':
+        # Until an operator removes the leftover, the id cannot be
+        # uploaded again: the store refuses to touch an existing image.
+        error, _ = upload(client, image_id, retry)
+        assert isinstance(error, glance_exc.HTTPInternalServerError), error
+        assert 'RBD image %s already exists' % image_id in log_text(glance)
+        # The leftover may still carry the exclusive lock (Ceph's default
+        # rbd_default_features) and the watch of glance's closed Ceph
+        # session: usually gone once the OSD has read that session's last
+        # requests, else until the OSD expires the watch
+        # (osd_client_watch_timeout, 30 s). "rbd rm" waits for it.
+        spec = '%s/%s' % (POOL, image_id)
+        wait_for('release of the stale watch',
+                 lambda: 'watcher=' not in cluster.rbd('status', spec),
+                 timeout=120, interval=1)
+        print('leftover %s unlocked %.1fs after the OSD came back'
+              % (spec, time.monotonic() - resumed_at))
+        helpers.remove_image(cluster, POOL, image_id)
+    error, _ = upload(client, image_id, retry)
+    assert error is None, error
+    check_active(glance, cluster, image_id, retry)
+
+
+# -- 4. the client goes away mid-upload --------------------------------
+
+def test_client_disconnects_mid_upload(glance, cluster, mc, created):
+    client = glance.client()
+    image_id = new_image(client, created)
+    size = 64 * MiB
+    sock = open_raw_upload(glance, image_id, size)
+    sock.sendall(helpers.payload(3 * CHUNK, seed=4))
+    wait_for_record(mc, image_id, lambda r: r.bytes >= CHUNK, timeout=60)
+    sock.close()
+    closed_at = time.monotonic()
+
+    record = check_failed_record(mc, image_id, 'source_error', size)
+    noticed = time.monotonic() - closed_at
+    wait_for('image back to queued',
+             lambda: client.images.get(image_id)['status'] == 'queued', 30)
+    check_nothing_stored(client, cluster, image_id)
+    print('client gone after %d bytes stored: record failed (%s) %.2fs later'
+          % (record.bytes, record.reason, noticed))
+    assert noticed < 15
+
+
+# -- 5. a body shorter or longer than declared -------------------------
+
+# What is possible through glance-api under uWSGI:
+#  * The declared size of an upload is the x-openstack-image-size header
+#    (python-glanceclient sends it with image_size=, with a chunked body),
+#    else the Content-Length. The image's "size" cannot be declared at
+#    create time: it is read-only (test_size_is_read_only_at_create).
+#  * Chunked body with x-openstack-image-size: glance passes the declared
+#    size to the store, which compares it with the body: 400 from
+#    glance_store.Invalid, "Size mismatch" or "Size exceeds".
+#  * Content-Length, shorter body (the client stops sending, half-closes):
+#    uWSGI fails the read of wsgi.input ("error during read"), an OSError
+#    that glance has no mapping for: 500. The store records source_error.
+#  * Content-Length, longer body: uWSGI reads exactly Content-Length bytes
+#    and never looks at the rest, so glance stores the declared bytes and
+#    answers 204; HTTP framing makes the extra bytes a different message.
+#  * An import (glance-direct) stores what was staged with the size glance
+#    measured while staging: the client has no size to lie about there.
+
+SIZE_LIES = ('chunked-shorter', 'chunked-longer', 'content-length-shorter',
+             'content-length-longer')
+
+
+@pytest.mark.parametrize('lie', SIZE_LIES)
+def test_body_size_differs_from_declared(glance, cluster, mc, created, lie):
+    client = glance.client()
+    image_id = new_image(client, created)
+    data = helpers.payload(2 * CHUNK + 777, seed=5)
+    if lie.startswith('chunked'):
+        declared = len(data) + (1 if lie == 'chunked-shorter' else -1)
+        error, elapsed = upload(client, image_id, data, image_size=declared)
+        print('%s: %s in %.2fs' % (lie, error, elapsed))
+        assert isinstance(error, glance_exc.HTTPBadRequest), error
+        assert ('Size mismatch' if lie == 'chunked-shorter'
+                else 'Size exceeds') in str(error)
+        check_nothing_stored(client, cluster, image_id)
+        check_failed_record(mc, image_id, 'size_mismatch', declared)
+        return
+
+    started = time.monotonic()
+    sock = open_raw_upload(glance, image_id, len(data))
+    with sock:
+        if lie == 'content-length-shorter':
+            sock.sendall(data[:CHUNK + 1])
+            sock.shutdown(socket.SHUT_WR)
+        else:
+            sock.sendall(data + b'\0' * 65536)
+        status, body = read_raw_response(sock)
+    print('%s: HTTP %d in %.2fs' % (lie, status, time.monotonic() - started))
+    if lie == 'content-length-shorter':
+        assert status == 500 and GLANCE_500 in body, (status, body)
+        assert 'error during read' in log_text(glance)
+        check_nothing_stored(client, cluster, image_id)
+        check_failed_record(mc, image_id, 'source_error', len(data))
+    else:
+        assert status == 204, (status, body)
+        check_active(glance, cluster, image_id, data)
+        record = read_record(mc, image_id)
+        assert (record.state, record.bytes) == ('stored', len(data))
+
+
+def test_size_is_read_only_at_create(glance):
+    with pytest.raises(glance_exc.HTTPForbidden) as info:
+        glance.client().images.create(name='faults-size', disk_format='raw',
+                                      container_format='bare', size=1)
+    assert "Attribute 'size' is read-only" in str(info.value).replace(
+        '&#x27;', "'")
+
+
+# -- 6. image signatures -----------------------------------------------
+
+def test_signature_without_key_manager(glance, cluster, mc, created):
+    # Glance fetches the signing certificate from castellan before it calls
+    # the store; with no reachable Barbican it refuses the upload there.
+    client = glance.client()
+    image_id = new_image(
+        client, created, img_signature=base64.b64encode(b'\1' * 256).decode(),
+        img_signature_hash_method='SHA-256', img_signature_key_type='RSA-PSS',
+        img_signature_certificate_uuid=str(uuid.uuid4()))
+    error, elapsed = upload(client, image_id, helpers.payload(CHUNK, seed=6))
+    assert isinstance(error, glance_exc.HTTPBadRequest), error
+    assert 'Unable to retrieve certificate' in str(error)
+    check_nothing_stored(client, cluster, image_id)
+    assert read_record(mc, image_id) is None  # the store was never called
+    print('signature, no key manager: %s in %.2fs' % (error, elapsed))
+
+
+# castellan loads a key manager by class path when it is not one of its
+# drivers (barbican, vault): this one serves X.509 certificates from
+# files, so that glance really verifies signatures here.
+KEY_MANAGER = '''\
+import os
+
+from castellan.common import exception
+from castellan.common.objects import x_509
+from castellan.key_manager import not_implemented_key_manager
+
+
+class FileKeyManager(not_implemented_key_manager.NotImplementedKeyManager):
+    def get(self, context, managed_object_id, metadata_only=False):
+        path = os.path.join(os.path.dirname(__file__),
+                            os.path.basename(managed_object_id) + '.der')
+        try:
+            with open(path, 'rb') as f:
+                return x_509.X509(f.read())
+        except FileNotFoundError:
+            raise exception.ManagedObjectNotFoundError(uuid=managed_object_id)
+'''
+
+
+def _signing_key_manager(directory):
+    """Write the key manager, a certificate for it and an interpreter
+    that can import it; returns (python, private key, certificate id)."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, 'gps_file_key_manager.py'), 'w') as f:
+        f.write(KEY_MANAGER)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(oid.NameOID.COMMON_NAME, 'faults')])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = x509.CertificateBuilder().subject_name(name).issuer_name(
+        name).public_key(key.public_key()).serial_number(
+        x509.random_serial_number()).not_valid_before(
+        now - datetime.timedelta(days=1)).not_valid_after(
+        now + datetime.timedelta(days=1)).sign(key, hashes.SHA256())
+    certificate_id = str(uuid.uuid4())
+    with open(os.path.join(directory, certificate_id + '.der'), 'wb') as f:
+        f.write(certificate.public_bytes(serialization.Encoding.DER))
+    python = os.path.join(directory, 'python')
+    with open(python, 'w') as f:
+        f.write('#!/bin/sh\nPYTHONPATH=%s exec %s "$@"\n'
+                % (directory, sys.executable))
+    os.chmod(python, os.stat(python).st_mode | stat.S_IXUSR)
+    return python, key, certificate_id
+
+
+def _sign(key, data):
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
+                      salt_length=padding.PSS.MAX_LENGTH)
+    return base64.b64encode(key.sign(data, pss, hashes.SHA256())).decode()
+
+
+def test_bad_signature(stacks, root, cluster, mc, created):
+    python, key, certificate_id = _signing_key_manager(
+        os.path.join(root, 'key-manager'))
+    api = stacks.start('signing', python=python, extra_conf={
+        'key_manager': {'backend': 'gps_file_key_manager.FileKeyManager'}})
+    client = api.client()
+    data = helpers.payload(2 * CHUNK + 99, seed=7)
+
+    def signed_image(signature):
+        return new_image(
+            client, created, img_signature=signature,
+            img_signature_hash_method='SHA-256',
+            img_signature_key_type='RSA-PSS',
+            img_signature_certificate_uuid=certificate_id)
+
+    # The right signature: the store feeds glance's verifier, glance
+    # verifies it once add() returned.
+    good = signed_image(_sign(key, data))
+    error, _ = upload(client, good, data)
+    assert error is None, error
+    check_active(api, cluster, good, data)
+
+    bad = signed_image(_sign(key, data + b'tampered'))
+    error, elapsed = upload(client, bad, data)
+    assert isinstance(error, glance_exc.HTTPBadRequest), error
+    assert 'Signature verification failed' in str(error)
+    # Glance deleted the image through the store before answering.
+    check_nothing_stored(client, cluster, bad)
+    # The verdict comes from glance after the store finished, so the
+    # record says the data was stored: cursive's verifier never fails in
+    # update(), the only step the store sees ("verifier_failed" is for
+    # verifiers that do).
+    record = read_record(mc, bad)
+    assert (record.state, record.bytes) == ('stored', len(data))
+    print('bad signature: %s in %.2fs; record %s' % (error, elapsed,
+                                                     record.state))
+
+
+# -- 7. an RBD image with the image's id already exists ----------------
+
+def test_existing_rbd_image_is_left_untouched(glance, cluster, mc, created,
+                                              tmp_path):
+    client = glance.client()
+    image_id = new_image(client, created)
+    existing = helpers.payload(4 * MiB, seed=8)
+    path = tmp_path / 'existing.raw'
+    path.write_bytes(existing)
+    cluster.rbd('import', '--no-progress', str(path),
+                '%s/%s' % (POOL, image_id))
+    now = time.time()
+    record = records.ProgressRecord(
+        state='stored', bytes=len(existing), total=len(existing),
+        backend=None, started_at=now - 60, updated_at=now - 30)
+    assert memcache.Client([mc.address]).set_multi(
+        records.key_values(records.keys_for(image_id), record),
+        time=600) == []
+    sizes = reader_mod.ProgressReader([mc.address]).raw_sizes(image_id)
+
+    error, elapsed = upload(client, image_id, helpers.payload(CHUNK, seed=9))
+    print('existing RBD image: %s in %.2fs' % (error, elapsed))
+    # glance_store.Duplicate has no mapping in glance's upload: 500.
+    assert isinstance(error, glance_exc.HTTPInternalServerError), error
+    assert 'RBD image %s already exists' % image_id in log_text(glance)
+    assert client.images.get(image_id)['status'] == 'queued'
+    assert helpers.read_rbd(cluster, POOL, image_id) == (existing, {})
+    assert read_record(mc, image_id) == record
+    assert reader_mod.ProgressReader([mc.address]).raw_sizes(
+        image_id) == sizes
+
+
+# -- 8. a bad configuration --------------------------------------------
+
+BAD_OPTIONS = {
+    'progress_ttl': -1,
+    'progress_memcached_servers': 'not-a-host-port',
+    'progress_key_prefix': 'has space',
+}
+
+
+@pytest.mark.parametrize('option', sorted(BAD_OPTIONS))
+def test_bad_configuration_disables_uploads(stacks, cluster, mc, created,
+                                            option):
+    # glance-api starts (start() waits until it answers) ...
+    api = stacks.start('bad-%s' % option.replace('_', '-'),
+                       store={option: BAD_OPTIONS[option]})
+    try:
+        configured = [line for line in log_text(api).splitlines()
+                      if 'Failed to configure store correctly' in line]
+        assert configured and 'invalid value for %s' % option in (
+            configured[0]), configured
+        client = api.client()
+        image_id = new_image(client, created)
+        before = cluster.images(POOL)
+        # ... and refuses uploads to the store, saying why.
+        error, elapsed = upload(client, image_id,
+                                helpers.payload(CHUNK, seed=10))
+        print('bad %s: %s in %.2fs' % (option, error, elapsed))
+        assert isinstance(error, glance_exc.HTTPException), error
+        assert 'HTTP 410 Gone' in str(error)  # glanceclient has no 410 class
+        assert 'Adding images to store is disabled' in str(error)
+        assert client.images.get(image_id)['status'] == 'queued'
+        assert cluster.images(POOL) == before
+        assert read_record(mc, image_id) is None
+    finally:
+        api.stop()
+
+
+# -- 9. nothing secret in the logs -------------------------------------
+
+def test_logs_hold_no_secret_and_no_record(stacks, glance, cluster, live_mc,
+                                           created):
+    # Run the store's warning and error paths here too, so that this test
+    # means something when it runs alone.
+    client = glance.client()
+    data = helpers.payload(CHUNK + 1, seed=11)
+    live_mc.stop()
+    error, _ = upload(client, new_image(client, created), data)
+    assert error is None, error
+    live_mc.start()
+    error, _ = upload(client, new_image(client, created), data,
+                      image_size=len(data) + 1)
+    assert isinstance(error, glance_exc.HTTPBadRequest), error
+
+    with open(cluster.admin_keyring) as f:
+        secret = [line.split('=', 1)[1].strip() for line in f
+                  if line.strip().startswith('key')][0]
+    assert len(secret) > 20
+    logs = {api.log_path: log_text(api) for api in stacks.started}
+    everything = '\n'.join(logs.values())
+    assert 'Could not publish upload progress' in everything
+    assert 'Failed to store image' in everything
+    for path, text in logs.items():
+        assert secret not in text, path
+        # Sizes and states may be logged, never a record's JSON body.
+        for line in text.splitlines():
+            assert '"started_at"' not in line, (path, line)
+            assert records.STATUS_SUFFIX not in line, (path, line)
