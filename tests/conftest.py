@@ -29,24 +29,16 @@ def workdir():
 
 @pytest.fixture(scope='session')
 def ceph(workdir):
-    cluster = testbed.CephCluster(os.path.join(workdir, 'ceph'))
-    cluster.start()
-    try:
+    with testbed.CephCluster(os.path.join(workdir, 'ceph')) as cluster:
         for pool in (helpers.POOL, helpers.POOL2):
             cluster.create_pool(pool)
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope='session')
 def memcached():
-    server = testbed.Memcached()
-    server.start()
-    try:
+    with testbed.Memcached() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -77,25 +77,18 @@ def root(workdir):
 
 @pytest.fixture(scope='module')
 def cluster(root):
-    ceph = testbed.CephCluster(os.path.join(root, 'ceph'), with_mgr=True)
-    ceph.start()
-    try:
+    with testbed.CephCluster(os.path.join(root, 'ceph'),
+                             with_mgr=True) as ceph:
         ceph.create_pool(POOL)
         ceph.create_pool(QUOTA_POOL)
         ceph.set_pool_quota(QUOTA_POOL, QUOTA)
         yield ceph
-    finally:
-        ceph.stop()
 
 
 @pytest.fixture(scope='module')
 def mc():
-    server = testbed.Memcached()
-    server.start()
-    try:
+    with testbed.Memcached() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
