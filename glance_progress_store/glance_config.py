@@ -15,8 +15,10 @@ import sys
 
 from oslo_config import cfg
 
+from glance_progress_store import memcached
 from glance_progress_store import options
 from glance_progress_store import orphans
+from glance_progress_store import records
 
 DEFAULT_CONFIG_FILE = '/etc/glance/glance-api.conf'
 DEFAULT_CONFIG_DIR = '/etc/glance/glance-api.conf.d'
@@ -80,13 +82,14 @@ def _rbd_opts(default_none=False):
 
 
 def _checked_source(servers, prefix, where):
-    servers = tuple(s.strip() for s in servers or () if s.strip())
+    try:
+        servers = memcached.parse_servers(servers)
+    except memcached.BadServer as e:
+        raise ConfigError('%s progress_memcached_servers: %s' % (where, e))
     prefix = prefix or ''
-    for name, problem in (
-            ('progress_memcached_servers', options.check_servers(servers)),
-            ('progress_key_prefix', options.check_prefix(prefix))):
-        if problem:
-            raise ConfigError('%s %s %s' % (where, name, problem))
+    problem = records.check_prefix(prefix)
+    if problem:
+        raise ConfigError('%s progress_key_prefix %s' % (where, problem))
     return Source(servers, prefix)
 
 

@@ -6,9 +6,10 @@ next to the stock RBD options, so one glance-api.conf section describes a
 backend completely.
 """
 
+from glance_store._drivers import rbd as rbd_driver
 from oslo_config import cfg
 
-from glance_store import exceptions
+from glance_progress_store import memcached
 
 PROGRESS_OPTS = [
     cfg.BoolOpt('progress_enabled',
@@ -34,12 +35,16 @@ Related options:
                 help="""
 Memcached servers that receive upload progress.
 
-A comma separated list of ``host:port`` entries. Progress records are
-spread over the servers by key, exactly as any python-memcached client
-does, so readers must be given the same list in the same order.
+A comma separated list of servers. Progress records are spread over
+the servers by key, exactly as python-memcached spreads them, so readers
+must be given the same list in the same order. A server that is down
+holds back only its own records, which are written once it answers
+again.
 
 Possible values:
-    * A comma separated list of host:port pairs
+    * A comma separated list of ``HOST:PORT`` (IPv4 address or host
+      name), ``inet:HOST:PORT``, ``inet6:[ADDRESS]:PORT`` or
+      ``unix:/PATH`` entries; PORT defaults to 11211
 
 Related options:
     * progress_enabled
@@ -49,15 +54,18 @@ Related options:
     cfg.IntOpt('progress_ttl',
                default=86400,
                min=1,
+               max=memcached.MAX_TTL,
                help="""
 Lifetime, in seconds, of the progress records in memcached.
 
 Records expire this long after their last update, so finished uploads
 do not fill memcached. A record whose final state could not be written
-because memcached was unreachable is retried until this lifetime ends.
+because memcached was unreachable is retried until this lifetime ends,
+or for an hour at most. memcached reads a lifetime of more than 30 days
+as an absolute time, so longer ones are refused.
 
 Possible values:
-    * A positive integer
+    * An integer from 1 to 2592000 (30 days)
 
 Related options:
     * progress_memcached_servers
@@ -145,60 +153,9 @@ OPTIONS = PROGRESS_OPTS + PIPELINE_OPTS
 
 
 def list_opts():
-    """Entry point for oslo-config-generator (``oslo.config.opts``)."""
-    from glance_progress_store import store
-    return [('glance_store', store.Store.OPTIONS)]
+    """Entry point for oslo-config-generator (``oslo.config.opts``).
 
-
-def check_prefix(prefix):
-    if any(ch.isspace() or not ch.isprintable() or ord(ch) > 126
-           for ch in prefix):
-        return "must be printable ASCII without whitespace"
-    if len(prefix.encode()) > 100:
-        return "must be at most 100 bytes"
-    return None
-
-
-def check_servers(servers):
-    for server in servers:
-        host, sep, port = server.rpartition(':')
-        if not sep or not host or not port.isdigit() or not (
-                0 < int(port) < 65536):
-            return "entry %r is not host:port" % server
-    if not servers:
-        return "must name at least one server"
-    return None
-
-
-class ProgressConfig(object):
-    """The progress options of one store, read and validated once.
-
-    Reading them at configure time turns a bad value into a
-    BadStoreConfiguration at start-up (glance then disables writes to the
-    store and logs why) instead of an error in the middle of an upload.
+    The stock RBD options come first: a progress_rbd backend's section
+    holds both.
     """
-
-    def __init__(self, store_conf, store_name):
-        values = {}
-        for opt in OPTIONS:
-            try:
-                values[opt.name] = getattr(store_conf, opt.name)
-            except (cfg.ConfigFileValueError, ValueError) as e:
-                raise exceptions.BadStoreConfiguration(
-                    store_name=store_name,
-                    reason="invalid value for %s: %s" % (opt.name, e))
-        self.enabled = values['progress_enabled']
-        self.servers = tuple(values['progress_memcached_servers'] or ())
-        self.ttl = values['progress_ttl']
-        self.key_prefix = values['progress_key_prefix'] or ''
-        self.socket_timeout = values['progress_socket_timeout']
-        self.min_interval = values['progress_min_interval']
-        self.writes_in_flight = values['progress_rbd_writes_in_flight']
-        for name, problem in (
-                ('progress_memcached_servers',
-                 self.enabled and check_servers(self.servers)),
-                ('progress_key_prefix', check_prefix(self.key_prefix))):
-            if problem:
-                raise exceptions.BadStoreConfiguration(
-                    store_name=store_name,
-                    reason="invalid value for %s: %s" % (name, problem))
+    return [('glance_store', rbd_driver.Store.OPTIONS + OPTIONS)]

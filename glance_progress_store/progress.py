@@ -4,9 +4,19 @@ An upload only records its latest state in memory (:meth:`Publisher.submit`
 never blocks on the network); one background thread per process and
 server list sends the latest state of every upload to memcached. A dead,
 refusing or frozen memcached therefore costs the upload nothing but the
-bounded wait for its final record (``progress_socket_timeout``), and
-records that could not be written are retried, newest value first, until
-they are written or their TTL has passed.
+bounded wait for its final record (``progress_socket_timeout``).
+
+Each server is a :class:`_Lane` of its own: a server that fails holds back
+only its own keys, and is probed (``version``, which stores nothing) with
+a backoff until it answers again. Writes to it resume only a moment
+(:data:`SETTLE`) after it answers, and that is what keeps the final state
+in memcached after a freeze: a set sent before the freeze sits unread in
+the server's socket buffer and is executed when the server resumes, on
+its own connection, in any order with newer ones; once the server answers
+a probe it has those behind it, and everything sent after the pause is
+newer. Records that could not be written are retried, newest value first,
+until they are written or their retry window (the TTL, at most
+:data:`MAX_RETRY_WINDOW`) has passed.
 """
 
 import dataclasses
@@ -15,8 +25,7 @@ import os
 import threading
 import time
 
-import memcache
-
+from glance_progress_store import memcached
 from glance_progress_store import records
 
 LOG = logging.getLogger(__name__)
@@ -24,149 +33,255 @@ LOG = logging.getLogger(__name__)
 # Uploads whose latest state is waiting to be sent. Each holds a few
 # hundred bytes; past this many, the oldest non-final ones are dropped.
 MAX_PENDING = 10000
+# Tokens sent to one server in one set_multi.
+MAX_BATCH = 500
+# Backoff between probes of a failed server.
 _RETRY_FIRST = 0.25
 _RETRY_MAX = 5.0
+# How long after a failed server answers again before writing to it.
+SETTLE = 1.0
+# A record that could not be written is given up after this long.
+MAX_RETRY_WINDOW = 3600
+# At most one "dropped" or "publisher error" warning in this many seconds.
+_WARN_EVERY = 60.0
 
 
 @dataclasses.dataclass
-class _Pending(object):
+class _Entry(object):
+    """The newest values of one upload for one server."""
+
     values: dict
     ttl: int
     final: bool
-    expires_at: float
-    retry_at: float = 0.0
-    failures: int = 0
+    give_up_at: float  # monotonic
 
 
 @dataclasses.dataclass
 class PublisherStats(object):
-    updates_sent: int = 0
-    dropped: int = 0
+    updates_sent: int = 0  # (upload, server) states written
+    probes: int = 0
+    server_failures: int = 0
+
+
+class _Lane(object):
+    """One memcached server: its queue and whether it may be written to."""
+
+    def __init__(self, server, socket_timeout):
+        self.server = server
+        self.socket_timeout = socket_timeout
+        self.connection = None  # created by the publisher thread
+        self.pending = {}  # token -> _Entry, oldest first
+        self.in_flight = {}  # token -> _Entry being sent
+        self.ready_at = 0.0  # monotonic: no write before
+        self.needs_probe = False
+        self.failures = 0
+
+    def writable(self, now):
+        return not self.needs_probe and self.ready_at <= now
+
+    def due_at(self):
+        """When this lane has work, or None."""
+        if not self.pending:
+            return None
+        return self.ready_at
+
+    def failed(self, now):
+        self.failures += 1
+        self.needs_probe = True
+        self.ready_at = now + min(_RETRY_MAX,
+                                  _RETRY_FIRST * 2 ** (self.failures - 1))
+        if self.connection is not None:
+            self.connection.close()
+
+    def answered(self, now):
+        self.failures = 0
+        self.needs_probe = False
+        self.ready_at = now + SETTLE
 
 
 class Publisher(object):
     """Sends the latest progress of every upload from one background thread.
 
-    The memcached client is created lazily by that thread, once per
+    The memcached connections are created by that thread, once per
     process: glance builds a new Store object for every request, so
     nothing here may live on the Store.
     """
 
     def __init__(self, servers, socket_timeout):
-        self.servers = tuple(servers)
+        self.servers = memcached.parse_servers(servers)
         self.socket_timeout = socket_timeout
         self.stats = PublisherStats()
         self._cond = threading.Condition(threading.Lock())
-        self._pending = {}
-        self._in_flight = set()
+        self._lanes = [_Lane(s, socket_timeout) for s in self.servers]
         self._warned = set()
+        self._last_warning = {}
         self._thread = None
 
     def submit(self, token, values, ttl, final=False):
         """Record the newest state of an upload; returns at once."""
-        now = time.time()
+        give_up_at = time.monotonic() + min(ttl, MAX_RETRY_WINDOW)
+        split = {}
+        for key, value in values.items():
+            index = memcached.server_index(key, len(self._lanes))
+            split.setdefault(index, {})[key] = value
         with self._cond:
-            self._pending[token] = _Pending(values, ttl, final, now + ttl)
-            if len(self._pending) > MAX_PENDING:
-                self._drop_oldest()
-            if self._thread is None:
+            for index, lane_values in split.items():
+                lane = self._lanes[index]
+                lane.pending.pop(token, None)  # newest last
+                lane.pending[token] = _Entry(lane_values, ttl, final,
+                                             give_up_at)
+                if len(lane.pending) > MAX_PENDING:
+                    self._drop_oldest(lane)
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name='glance-progress-publisher',
                     daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            self._cond.notify()
 
     def flush(self, token, timeout):
-        """Wait, at most `timeout` seconds, until `token`'s state is sent."""
+        """Wait, at most `timeout` s, until `token`'s state is sent.
+
+        Returns False at once for the keys of a server that is known to
+        be down: they are retried in the background.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
-            while token in self._pending or token in self._in_flight:
-                remaining = deadline - time.monotonic()
+            while True:
+                now = time.monotonic()
+                waiting = [lane for lane in self._lanes
+                           if token in lane.in_flight or (
+                               token in lane.pending and
+                               not lane.needs_probe)]
+                if not waiting:
+                    return not any(token in lane.pending
+                                   for lane in self._lanes)
+                remaining = deadline - now
                 if remaining <= 0:
                     return False
                 self._cond.wait(remaining)
-        return True
 
-    def _drop_oldest(self):
-        token = next((t for t, e in self._pending.items() if not e.final),
-                     next(iter(self._pending)))
-        del self._pending[token]
-        self.stats.dropped += 1
-        LOG.warning('More than %d uploads wait for memcached; dropped the '
-                    'pending progress of %s', MAX_PENDING, token[1])
+    def _drop_oldest(self, lane):
+        token = next((t for t, e in lane.pending.items() if not e.final),
+                     next(iter(lane.pending)))
+        del lane.pending[token]
+        self._warned.discard(token)
+        self._warn_rarely('dropped', 'More than %d uploads wait for '
+                          'memcached %s; dropping the oldest pending '
+                          'progress (%s)', MAX_PENDING, lane.server,
+                          token[1])
 
-    def _take_ready(self):
+    def _warn_rarely(self, kind, message, *args, exc_info=False):
+        now = time.monotonic()
+        if now - self._last_warning.get(kind, -_WARN_EVERY) >= _WARN_EVERY:
+            self._last_warning[kind] = now
+            LOG.warning(message, *args, exc_info=exc_info)
+
+    def _next_work(self):
+        """(lane, batch or None for a probe), waiting until there is one."""
         while True:
-            now = time.time()
-            ready = {t: e for t, e in self._pending.items()
-                     if e.retry_at <= now}
-            if ready:
-                for token in ready:
-                    del self._pending[token]
-                self._in_flight.update(ready)
-                return ready
-            wake = min((e.retry_at for e in self._pending.values()),
-                       default=None)
-            self._cond.wait(None if wake is None else max(0.0, wake - now))
+            now = time.monotonic()
+            wake = None
+            for lane in self._lanes:
+                due = lane.due_at()
+                if due is None:
+                    continue
+                if due <= now:
+                    if lane.needs_probe:
+                        return lane, None
+                    batch = {}
+                    for token in list(lane.pending)[:MAX_BATCH]:
+                        batch[token] = lane.pending.pop(token)
+                    lane.in_flight = batch
+                    return lane, batch
+                wake = due if wake is None else min(wake, due)
+            self._cond.wait(None if wake is None else wake - now)
 
     def _run(self):
-        client = memcache.Client(
-            list(self.servers), socket_timeout=self.socket_timeout,
-            dead_retry=_RETRY_FIRST)
         while True:
-            with self._cond:
-                batch = self._take_ready()
-            failed = self._send(client, batch)
-            with self._cond:
-                self._in_flight.difference_update(batch)
-                for token, entry in batch.items():
-                    if token in failed:
-                        self._retry_later(token, entry)
-                    else:
-                        self.stats.updates_sent += 1
-                        if entry.final:
-                            self._warned.discard(token)
-                self._cond.notify_all()
-
-    def _send(self, client, batch):
-        """The one place memcached errors are caught: returns failed tokens."""
-        failed = set()
-        by_ttl = {}
-        for token, entry in batch.items():
-            by_ttl.setdefault(entry.ttl, {}).update(entry.values)
-        for ttl, values in by_ttl.items():
             try:
-                not_stored = set(client.set_multi(values, time=ttl))
-            except Exception as e:  # never let the publisher die
-                LOG.debug('memcached set_multi failed: %s', e)
-                not_stored = set(values)
-            # python-memcached does not report the keys of a server that
-            # fails during set_multi (it only marks it dead): resend them
-            # all, the newest values win anyway.
-            now = time.time()
-            if any(server.deaduntil > now for server in client.servers):
-                not_stored = set(values)
-            if not_stored:
-                failed.update(t for t, e in batch.items()
-                              if e.ttl == ttl and not_stored & set(e.values))
-        return failed
+                with self._cond:
+                    lane, batch = self._next_work()
+                if lane.connection is None:
+                    lane.connection = memcached.Connection(
+                        lane.server, self.socket_timeout)
+                if batch is None:
+                    self._probe(lane)
+                else:
+                    self._send(lane, batch)
+            except Exception:  # the thread must never die
+                self._warn_rarely('crash', 'Upload progress publisher '
+                                  'error; it carries on', exc_info=True)
+                with self._cond:
+                    for lane in self._lanes:
+                        self._requeue(lane, lane.in_flight)
+                        lane.in_flight = {}
+                        lane.failed(time.monotonic())
+                    self._cond.notify_all()
 
-    def _retry_later(self, token, entry):
-        now = time.time()
+    def _probe(self, lane):
+        self.stats.probes += 1
+        try:
+            lane.connection.version()
+            ok = True
+        except memcached.ServerUnavailable as e:
+            LOG.debug('memcached probe failed: %s', e)
+            ok = False
+        with self._cond:
+            now = time.monotonic()
+            if ok:
+                lane.answered(now)
+            else:
+                lane.failed(now)
+            self._expire(lane, now)
+            self._cond.notify_all()
+
+    def _send(self, lane, batch):
+        """The one place a failed write is handled: the lane backs off."""
+        by_ttl = {}
+        for entry in batch.values():
+            by_ttl.setdefault(entry.ttl, {}).update(entry.values)
+        error = None
+        try:
+            for ttl, values in by_ttl.items():
+                lane.connection.set_many(values, min(ttl, memcached.MAX_TTL))
+        except memcached.ServerUnavailable as e:
+            error = e
+        with self._cond:
+            lane.in_flight = {}
+            if error is None:
+                self.stats.updates_sent += len(batch)
+                self._warned.difference_update(
+                    t for t, e in batch.items() if e.final)
+            else:
+                LOG.debug('memcached set failed: %s', error)
+                self.stats.server_failures += 1
+                lane.failed(time.monotonic())
+                self._requeue(lane, batch)
+                for token in batch:
+                    self._warn_once(token, lane)
+            self._cond.notify_all()
+
+    def _requeue(self, lane, batch):
+        """Put failed entries back, unless a newer state superseded them."""
+        for token, entry in batch.items():
+            if token not in lane.pending:
+                lane.pending[token] = entry
+
+    def _expire(self, lane, now):
+        for token in [t for t, e in lane.pending.items()
+                      if e.give_up_at <= now]:
+            del lane.pending[token]
+            self._warned.discard(token)
+            LOG.debug('giving up the progress record of %s on %s',
+                      token[1], lane.server)
+
+    def _warn_once(self, token, lane):
         if token not in self._warned:
             self._warned.add(token)
             LOG.warning('Could not publish upload progress of %s to '
                         'memcached %s; the upload goes on and the record '
-                        'will be retried', token[1], ','.join(self.servers))
-        if now >= entry.expires_at:
-            self._warned.discard(token)
-            return
-        if token in self._pending:
-            return  # a newer state supersedes it
-        entry.failures += 1
-        entry.retry_at = now + min(_RETRY_MAX,
-                                   _RETRY_FIRST * 2 ** (entry.failures - 1))
-        self._pending[token] = entry
+                        'will be retried', token[1], lane.server)
 
 
 _PUBLISHERS = {}
@@ -194,7 +309,7 @@ def _forget_publishers_after_fork():
 os.register_at_fork(after_in_child=_forget_publishers_after_fork)
 
 
-class UploadProgress(object):
+class UploadProgress:
     """The progress of one upload; lives in the add() call, never on self."""
 
     def __init__(self, config, image_id, backend, total):

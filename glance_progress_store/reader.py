@@ -1,42 +1,39 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Reading progress records back, for the CLI, dashboards and tests.
 
-python-memcached unpickles values flagged as pickles and decompresses
-flagged values; a memcached that others can write to must not become code
-execution in an operator's shell, so this reader takes every value as raw
-bytes and accepts only what the store writes: decimal text and JSON.
+A memcached that others can write to must not become code execution in an
+operator's shell, so values are taken as raw bytes
+(:class:`~glance_progress_store.memcached.Connection` never unpickles or
+decompresses) and only what the store writes is accepted: ASCII decimal
+sizes and a UTF-8 JSON status.
 """
 
-import memcache
+import re
 
+from glance_progress_store import memcached
 from glance_progress_store import records
 
-# python-memcached's flags for the values the store writes.
-_PLAIN_FLAGS = (0, memcache.Client._FLAG_TEXT, memcache.Client._FLAG_INTEGER,
-                memcache.Client._FLAG_LONG)
+# Flags 0 is what the store writes. python-memcached's text (16) and
+# integer (2, 4) flags are what releases before 0.2 wrote: still read, so
+# that a rolling upgrade of glance-api nodes shows every upload.
+_PLAIN_FLAGS = (0, 2, 4, 16)
 MAX_STATUS_LENGTH = 4096
-
-
-class _RawValue(object):
-    __slots__ = ('flags', 'data')
-
-    def __init__(self, flags, data):
-        self.flags = flags
-        self.data = data
-
-
-class _RawClient(memcache.Client):
-    """A client that never interprets values: no unpickling, no zlib."""
-
-    def _recv_value(self, server, flags, rlen):
-        buf = server.recv(rlen + 2)
-        if len(buf) != rlen + 2:
-            raise memcache._Error('received %d bytes when expecting %d'
-                                  % (len(buf), rlen + 2))
-        return _RawValue(flags, buf[:-2])
+_DECIMAL = re.compile(r'[0-9]{1,20}\Z')
 
 
 class MemcachedUnavailable(Exception):
-    """None of the memcached servers answered."""
+    """A memcached server did not answer, or is not a memcached server."""
 
 
 def _text(key, value, limit):
@@ -56,42 +53,58 @@ def _text(key, value, limit):
 
 def _size(key, value):
     text = _text(key, value, 32)
-    if not text.isdigit():
+    if not _DECIMAL.match(text):  # str.isdigit() takes '²' too
         raise records.BadRecord('%s is not a decimal size: %r'
                                 % (key, text[:40]))
     return int(text)
 
 
 class ProgressReader(object):
-    """Reads the progress records written by the progress_rbd store."""
+    """Reads the progress records written by the progress_rbd store.
+
+    Not thread-safe: one reader per thread. A server that failed is tried
+    again on the next call, so a long-lived reader (watch, a dashboard)
+    sees a restarted memcached at once.
+    """
 
     def __init__(self, servers, prefix='', socket_timeout=3.0):
-        self.servers = list(servers)
+        self.servers = memcached.parse_servers(servers)
         self.prefix = prefix
-        # A short dead_retry: a long-lived reader (watch, a dashboard)
-        # sees a restarted memcached again within a second, not 30 s.
-        self._client = _RawClient(self.servers,
-                                  socket_timeout=socket_timeout,
-                                  dead_retry=1)
+        self._connections = [memcached.Connection(s, socket_timeout)
+                             for s in self.servers]
 
     def check_servers(self):
         """Raise MemcachedUnavailable unless every server answers."""
-        answered = {name.split(' ')[0] for name, _ in
-                    self._client.get_stats()}
-        missing = [s for s in self.servers
-                   if s not in answered and 'inet:' + s not in answered]
-        if missing:
-            raise MemcachedUnavailable(
-                'memcached %s did not answer' % ', '.join(missing))
+        problems = []
+        for connection in self._connections:
+            try:
+                connection.version()
+            except memcached.ServerUnavailable as e:
+                problems.append(str(e))
+        if problems:
+            raise MemcachedUnavailable('; '.join(problems))
+
+    def _get(self, keys):
+        by_server = {}
+        for key in keys:
+            index = memcached.server_index(key, len(self._connections))
+            by_server.setdefault(index, []).append(key)
+        values = {}
+        for index, server_keys in sorted(by_server.items()):
+            try:
+                values.update(self._connections[index].get_many(server_keys))
+            except memcached.ServerUnavailable as e:
+                raise MemcachedUnavailable(str(e)) from e
+        return values
 
     def get(self, image_id, backend=None):
         """The record of an image (in a backend), or None if there is none.
 
         :raises: records.BadRecord when the keys hold values that the
-                 store did not write
+                 store did not write; MemcachedUnavailable
         """
         keys = records.keys_for(image_id, backend, self.prefix)
-        values = self._client.get_multi(list(keys.all()))
+        values = self._get(keys.all())
         status = values.get(keys.status)
         if status is None:
             return None
@@ -105,6 +118,10 @@ class ProgressReader(object):
     def raw_sizes(self, image_id, backend=None):
         """The two size keys as the seed's dashboards read them."""
         keys = records.keys_for(image_id, backend, self.prefix)
-        values = self._client.get_multi([keys.total, keys.uploading])
+        values = self._get([keys.total, keys.uploading])
         return tuple(_size(k, values[k]) if k in values else None
                      for k in (keys.total, keys.uploading))
+
+    def close(self):
+        for connection in self._connections:
+            connection.close()

@@ -4,12 +4,16 @@ For an upload of image ``ID`` the store writes three keys (``PREFIX`` is
 ``progress_key_prefix``, empty by default):
 
 ``PREFIX ID_total_size``
-    The declared size in bytes as decimal text; 0 while the size is
+    The declared size in bytes as ASCII decimal; 0 while the size is
     unknown, the real size once the upload is stored.
 ``PREFIX ID_uploading_size``
-    Bytes stored in Ceph so far, as decimal text.
+    Bytes stored in Ceph so far, as ASCII decimal.
 ``PREFIX ID_upload_status``
-    A JSON object with exactly the fields of :class:`ProgressRecord`.
+    A UTF-8 JSON object with exactly the fields of :class:`ProgressRecord`.
+
+Every value is stored with memcached flags 0 (plain bytes), so that any
+memcached client reads it as it is: python-memcached's own flags for
+integers (2) and text (16) mean "compressed" to PHP's and Java's clients.
 
 In a multi-store deployment the same image may be written to several
 backends at once (copy-image, import to several stores), so each upload
@@ -46,7 +50,7 @@ class BadRecord(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Keys(object):
+class Keys:
     total: str
     uploading: str
     status: str
@@ -55,15 +59,28 @@ class Keys(object):
         return (self.total, self.uploading, self.status)
 
 
-def _is_key_safe(text):
+MAX_PREFIX_LENGTH = 100
+
+
+def is_key_safe(text):
+    """memcached's rule for key characters: printable ASCII, no space."""
     return all(33 <= ord(ch) <= 126 for ch in text)
+
+
+def check_prefix(prefix):
+    """Why ``prefix`` cannot start a key, or None if it can."""
+    if not is_key_safe(prefix):
+        return 'must be printable ASCII without whitespace'
+    if len(prefix) > MAX_PREFIX_LENGTH:
+        return 'must be at most %d characters' % MAX_PREFIX_LENGTH
+    return None
 
 
 def keys_for(image_id, backend=None, prefix=''):
     """The three keys of one image, or of one image in one backend."""
     name = str(image_id) if backend is None else '%s@%s' % (image_id, backend)
     base = prefix + name
-    if (not _is_key_safe(base) or
+    if (not is_key_safe(base) or
             len(base.encode('utf-8')) + _LONGEST_SUFFIX > MAX_KEY_LENGTH):
         digest = hashlib.sha256(name.encode('utf-8', 'surrogatepass'))
         base = prefix + 'sha256-' + digest.hexdigest()
@@ -72,7 +89,7 @@ def keys_for(image_id, backend=None, prefix=''):
 
 
 @dataclasses.dataclass(frozen=True)
-class ProgressRecord(object):
+class ProgressRecord:
     """What ``<image_id>_upload_status`` holds, field for field."""
 
     state: str
@@ -89,8 +106,10 @@ class ProgressRecord(object):
 
     @property
     def percent(self):
-        if not self.total:
+        if self.total is None:
             return None
+        if self.total == 0:  # a stored empty image
+            return 100.0 if self.state == STORED else None
         return min(100.0, 100.0 * self.bytes / self.total)
 
     @classmethod
@@ -128,11 +147,11 @@ def _is_number(value):
 
 
 def key_values(keys, record):
-    """The memcached values of a record, as python-memcached stores them.
+    """The memcached values of a record: bytes, stored with flags 0.
 
-    Sizes are ints, which python-memcached stores as decimal text; the
-    status is a str, stored as UTF-8 JSON text. Nothing is ever pickled.
+    Sizes are ASCII decimal, the status UTF-8 JSON. Nothing is pickled.
     """
     total = record.total if record.total is not None else 0
-    return {keys.total: total, keys.uploading: record.bytes,
-            keys.status: record.to_json()}
+    return {keys.total: b'%d' % total,
+            keys.uploading: b'%d' % record.bytes,
+            keys.status: record.to_json().encode('utf-8')}

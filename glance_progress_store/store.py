@@ -16,6 +16,7 @@ from glance_store.common import utils
 from glance_store import driver
 from glance_store import exceptions
 
+from glance_progress_store import config
 from glance_progress_store import options
 from glance_progress_store import pipeline
 from glance_progress_store import progress as progress_mod
@@ -56,8 +57,8 @@ class Store(rbd_driver.Store):
         return ('rbd', SCHEME)
 
     def configure_add(self):
-        super(Store, self).configure_add()
-        self.progress_config = options.ProgressConfig(
+        super().configure_add()
+        self.progress_config = config.ProgressConfig(
             self._options_group(), self.backend_group or SCHEME)
 
     def _options_group(self):
@@ -89,7 +90,7 @@ class Store(rbd_driver.Store):
         image_name = str(image_id)
         with self.get_connection(conffile=self.conf_file,
                                  rados_id=self.user) as conn:
-            fsid = conn.get_fsid() if hasattr(conn, 'get_fsid') else None
+            fsid = conn.get_fsid()
             with conn.open_ioctx(self.pool) as ioctx:
                 # By default librados pauses writes to a full pool or
                 # cluster until space returns, hanging the upload forever;
@@ -108,7 +109,10 @@ class Store(rbd_driver.Store):
                     raise exceptions.Duplicate(
                         message='RBD image %s already exists' % image_name)
                 except Exception as exc:
-                    raise self._abort(ioctx, image_name, progress, exc)
+                    # Not known to be ours: an image of that name may
+                    # have been created by someone else meanwhile.
+                    raise self._abort(ioctx, image_name, progress, exc,
+                                      created=False)
 
                 progress.start()
                 try:
@@ -132,21 +136,23 @@ class Store(rbd_driver.Store):
         return (loc.get_uri(), size, checksum.hexdigest(),
                 multihash.hexdigest(), metadata)
 
-    def _abort(self, ioctx, image_name, progress, exc):
+    def _abort(self, ioctx, image_name, progress, exc, created=True):
         """The one failure path: remove the image, record why, pick the error.
 
-        Returns the exception the caller raises: a glance_store exception
-        for storage failures, the original one for source, verifier and
-        size errors.
+        Only an image this call ``created`` is removed. Returns the
+        exception the caller raises: a glance_store exception for storage
+        failures, the original one for source, verifier and size errors.
         """
         reason, error = _classify(exc)
         LOG.error('Failed to store image %(image)s in pool %(pool)s '
                   '(%(reason)s): %(error)s',
                   {'image': image_name, 'pool': self.pool, 'reason': reason,
                    'error': error})
-        self._remove_partial_image(ioctx, image_name)
-        if progress is not None:
-            progress.failed(reason)
+        if created:
+            self._remove_partial_image(ioctx, image_name)
+        progress.failed(reason)
+        if error is not exc and error is not exc.__cause__:
+            error.__cause__ = exc  # a translation: keep what Ceph said
         return error
 
     def _remove_partial_image(self, ioctx, image_name):
@@ -167,7 +173,7 @@ class Store(rbd_driver.Store):
             except Exception as e:
                 error = e
             try:
-                if image_name not in rbd.RBD().list(ioctx):
+                if not _image_exists(ioctx, image_name):
                     return
                 if not purged:
                     _purge_data_objects(ioctx, image_name)
@@ -182,6 +188,14 @@ class Store(rbd_driver.Store):
                 return
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _image_exists(ioctx, image_name):
+    try:
+        with rbd.Image(ioctx, image_name, read_only=True):
+            return True
+    except rbd.ImageNotFound:
+        return False
 
 
 def _remove_image(ioctx, image_name):
@@ -213,21 +227,18 @@ def _classify(exc):
         return 'verifier_failed', exc.__cause__
     if isinstance(exc, exceptions.Invalid):
         return 'size_mismatch', exc
-    if isinstance(exc, exceptions.StorageFull) or (
-            rbd is not None and isinstance(
-                exc, (rbd.NoSpace, rbd.DiskQuotaExceeded))) or (
+    if isinstance(exc, exceptions.StorageFull) or isinstance(
+            exc, (rbd.NoSpace, rbd.DiskQuotaExceeded)) or (
             isinstance(exc, pipeline.WriteFailed) and
             exc.errno in _FULL_ERRNOS):
         return 'storage_full', exceptions.StorageFull(
             message='Ceph pool or cluster is full or over quota: %s' % exc)
     if (isinstance(exc, pipeline.WriteFailed) and
-            exc.errno == errno.ETIMEDOUT) or (
-            rbd is not None and isinstance(exc, (rbd.Timeout,
-                                                 rados.TimedOut))):
+            exc.errno == errno.ETIMEDOUT) or isinstance(
+                exc, (rbd.Timeout, rados.TimedOut)):
         return 'storage_timeout', exceptions.BackendException(
             'Ceph did not answer in time: %s' % exc)
-    if rbd is not None and isinstance(exc, (rbd.Error, rados.Error)) or (
-            isinstance(exc, pipeline.WriteFailed)):
+    if isinstance(exc, (rbd.Error, rados.Error, pipeline.WriteFailed)):
         return 'storage_error', exceptions.BackendException(
             'Ceph error: %s' % exc)
     if isinstance(exc, Exception):

@@ -70,7 +70,10 @@ def conf_from_file(tmp_path, ceph, memcached, extra=''):
     'progress_socket_timeout = -1',
     'progress_min_interval = -0.5',
     'progress_key_prefix = has space',
-    'progress_memcached_servers = nohostport',
+    'progress_memcached_servers = 127.0.0.1:11211 127.0.0.1:11212',
+    'progress_memcached_servers = [::1]:11211',
+    'progress_memcached_servers = inet6:::1:11211',
+    'progress_ttl = 2592001',
     'progress_memcached_servers = host:99999',
     'progress_rbd_writes_in_flight = 0',
 ])

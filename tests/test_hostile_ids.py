@@ -180,7 +180,8 @@ def test_upload_with_a_hostile_id(single_store, ceph, live_memcached,
     raw = memcache.Client([live_memcached.address]).get_multi(
         list(keys.all()))
     assert records.ProgressRecord.from_json(raw[keys.status]) == record
-    assert (raw[keys.total], raw[keys.uploading]) == (len(data), len(data))
+    assert (raw[keys.total], raw[keys.uploading]) == (
+        b'%d' % len(data), b'%d' % len(data))
 
     # and so does the CLI
     code = cli.main(['show', '--json', image_id, '--servers',

@@ -55,6 +55,7 @@ def test_backend_keys_are_documented_form(multi_store, live_memcached,
     keys = records.keys_for(image_id, 'ceph1')
     assert keys.uploading == '%s@ceph1_uploading_size' % image_id
     helpers.wait_record(reader, image_id, 'ceph1')
-    assert client.get(keys.uploading) == MiB
-    assert client.get(keys.total) == MiB
-    assert client.get('%s_uploading_size' % image_id) == MiB
+    # flags 0: any client gets the ASCII decimal bytes
+    assert client.get(keys.uploading) == b'%d' % MiB
+    assert client.get(keys.total) == b'%d' % MiB
+    assert client.get('%s_uploading_size' % image_id) == b'%d' % MiB
