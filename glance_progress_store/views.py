@@ -119,7 +119,7 @@ def label(view):
 
 def progress_text(view):
     """``1.2 GiB / 2.0 GiB (60.0%)``, or ``1.2 GiB`` while size unknown."""
-    if view.total:
+    if view.total is not None and view.percent is not None:
         return '%s / %s (%.1f%%)' % (human_size(view.bytes),
                                      human_size(view.total), view.percent)
     return human_size(view.bytes)
@@ -142,7 +142,7 @@ def describe(view):
         return '\n'.join(lines)
     if view.reason:
         add('reason', view.reason)
-    size = '' if view.total else ' (size not known yet)'
+    size = '' if view.total is not None else ' (size not known yet)'
     add('progress', progress_text(view) + size)
     add('rate', '%s average' % human_rate(view.rate_bytes_per_s))
     if view.eta_s is not None:
@@ -167,7 +167,8 @@ def plain_line(view):
     if view.bytes is None:
         progress = '-'
     else:
-        progress = '%d/%s' % (view.bytes, view.total or '?')
+        progress = '%d/%s' % (view.bytes,
+                              '?' if view.total is None else view.total)
     fields = [view.image_id, view.backend or '-', view.state, progress,
               num(view.percent, '%.1f%%'),
               num(view.rate_bytes_per_s, '%.0fB/s'),
