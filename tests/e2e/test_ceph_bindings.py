@@ -17,6 +17,7 @@ checkout of this package, which brings glance_store), ``import rbd``
 fails in it until ``glance-progress link-ceph-bindings VENV`` has run, and
 then glance_store, configured as glance-api is, stores an image through
 ``progress_rbd`` into the session's Ceph and the record says ``stored``.
+README's other way, a wheel built with ``pip wheel``, installs too.
 """
 
 import hashlib
@@ -81,6 +82,28 @@ def venv(tmp_path_factory):
               '--disable-pip-version-check', ROOT)
     assert pip.returncode == 0, pip.stdout + pip.stderr
     return path
+
+
+def test_install_from_wheel(tmp_path):
+    """README's other way: a wheel built with pip, installed with pip."""
+    dist = tmp_path / 'dist'
+    built = run(sys.executable, '-m', 'pip', 'wheel', '--no-deps', '-q',
+                '--disable-pip-version-check', '-w', dist, ROOT)
+    assert built.returncode == 0, built.stdout + built.stderr
+    wheels = sorted(os.listdir(dist))
+    assert wheels == ['glance_progress_store-0.1.0-py3-none-any.whl']
+    path = tmp_path / 'venv'
+    assert run(sys.executable, '-m', 'venv', path).returncode == 0
+    pip = run(path / 'bin' / 'python', '-m', 'pip', 'install', '-q',
+              '--disable-pip-version-check', dist / wheels[0])
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    version = run(path / 'bin' / 'glance-progress', '--version')
+    assert version.stdout.strip() == 'glance-progress 0.1.0', version
+    driver = run(path / 'bin' / 'python', '-c',
+                 'from stevedore import driver; print(driver.DriverManager('
+                 '"glance_store.drivers", "progress_rbd").driver)')
+    assert driver.returncode == 0, driver.stderr
+    assert "glance_progress_store.store.Store" in driver.stdout
 
 
 def glance_conf(path, ceph, memcached):
