@@ -33,7 +33,7 @@ import glob
 import json
 import os
 import re
-import subprocess
+import subprocess  # nosec B404
 import sys
 
 DIST_PACKAGES = '/usr/lib/python3/dist-packages'
@@ -83,8 +83,11 @@ def _clean_env():
 
 
 def _run_python(python, code):
-    return subprocess.run([python, '-c', code], capture_output=True,
-                          text=True, env=_clean_env(), cwd='/', timeout=60)
+    # An argument list, no shell: the interpreter the operator named runs
+    # this module's own code.
+    return subprocess.run(  # nosec B603
+        [python, '-c', code], capture_output=True, text=True,
+        env=_clean_env(), cwd='/', timeout=60)
 
 
 def probe(venv):
