@@ -23,6 +23,7 @@ import os
 import sys
 import time
 
+from glance_progress_store import ceph_bindings
 from glance_progress_store import glance_config
 from glance_progress_store import orphans
 from glance_progress_store import reader as reader_mod
@@ -561,12 +562,15 @@ def build_parser():
              'could not be checked) and line, with the fields %s'
              % ', '.join(orphans.JSON_FIELDS))
     orphan.set_defaults(func=cmd_orphans)
+    ceph_bindings.add_parser(subs)
     return parser
 
 
 def main(argv=None):
     """Entry point of ``glance-progress``; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if hasattr(args, 'run'):  # needs no glance configuration
+        return args.run(args)
     try:
         settings = glance_config.settings_from_args(args)
         if args.backend is not None:

@@ -24,6 +24,7 @@ CLI::
 """
 
 import argparse
+import configparser
 import json
 import os
 import shlex
@@ -112,6 +113,15 @@ def _ini(sections):
     return "\n".join(lines)
 
 
+def _parse_ini(text):
+    """{section: {key: value}} of an ini text, values verbatim: like
+    oslo.config, no inline comments stripped and no interpolation."""
+    parser = configparser.RawConfigParser(default_section="\0")
+    parser.optionxform = str
+    parser.read_string(text)
+    return {section: dict(parser[section]) for section in parser.sections()}
+
+
 def _processes():
     """(pid, state, ppid, pgrp) of every process, from /proc."""
     for entry in os.listdir("/proc"):
@@ -170,12 +180,14 @@ class GlanceAPI:
     backend in ``enabled_backends``, the first one being the default.
     ``driver`` is the glance_store driver of every store: 'progress_rbd',
     or 'rbd' (stock) for comparisons.  ``extra_conf`` ({section: {key:
-    value}}) is merged into glance-api.conf last.
+    value}}) is merged into glance-api.conf last; then ``conf_text``, an
+    ini text such as an operator pastes, section by section and key by
+    key, its values taken verbatim.
     """
 
     def __init__(self, workdir, ceph, memcached_address, *, mode="single",
                  backends=None, driver="progress_rbd", port=None, workers=2,
-                 extra_conf=None, python=sys.executable):
+                 extra_conf=None, python=sys.executable, conf_text=None):
         if mode not in ("single", "multi"):
             raise ValueError("mode must be 'single' or 'multi'")
         self.workdir = os.path.abspath(workdir)
@@ -187,6 +199,7 @@ class GlanceAPI:
         self.port = port or testbed.free_port()
         self.workers = workers
         self.extra_conf = extra_conf or {}
+        self.conf_text = conf_text
         self.python = python
         self.url = "http://127.0.0.1:%d" % self.port
         self.conf_dir = os.path.join(self.workdir, "etc")
@@ -253,6 +266,8 @@ class GlanceAPI:
             for name, pool in self.backends.items():
                 conf[name] = self._store_options(pool)
         for section, options in self.extra_conf.items():
+            conf.setdefault(section, {}).update(options)
+        for section, options in _parse_ini(self.conf_text or "").items():
             conf.setdefault(section, {}).update(options)
         return conf
 

@@ -1,0 +1,143 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The configuration an operator pastes, pasted into a real glance-api.
+
+Every ```ini block of README.md and the glance-api.conf snippets in etc/
+are merged as they are into glance-api.conf; only what differs on this
+machine is replaced: the memcached address, ceph.conf, the pools and the
+Ceph user (the test bed has client.admin only).  glance-api is otherwise
+configured for the stock ``rbd`` driver, so everything that makes it use
+``progress_rbd`` and publish progress must come from the pasted text.
+Then an image is uploaded with python-glanceclient into every store the
+text declares: it must go active in Ceph with a ``stored`` record.
+"""
+
+import configparser
+import hashlib
+import os
+import pathlib
+import re
+import uuid
+
+import pytest
+
+import glance_stack
+
+from tests import helpers
+
+pytestmark = pytest.mark.e2e
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SNIPPET = ROOT / 'etc' / 'glance-api.conf.snippet'
+SNIPPET_MULTI = '# --- Multiple stores'
+
+
+def readme_blocks():
+    """(id, text) of each block fenced as ```ini in README.md."""
+    text = (ROOT / 'README.md').read_text()
+    blocks = re.findall(r'^```ini\n(.*?)^```', text, re.M | re.S)
+    return [('README-ini-%d' % n, block)
+            for n, block in enumerate(blocks, 1)]
+
+
+def snippet_blocks():
+    """The snippet as is (single store), and its commented multi-store
+    part with one level of "# " removed, as an operator uncomments it."""
+    text = SNIPPET.read_text()
+    multi = text[text.index(SNIPPET_MULTI):].splitlines()[1:]
+    uncommented = '\n'.join(re.sub(r'^# ?', '', line) for line in multi)
+    return [('snippet-single', text), ('snippet-multi', uncommented)]
+
+
+BLOCKS = readme_blocks() + snippet_blocks()
+
+
+def localize(text, ceph, memcached):
+    """Replace only this machine's addresses, paths, pools and user; the
+    rest of each line (an inline comment, say) stays."""
+    pools = {}
+
+    def pool(match):
+        name = match.group(2)
+        if name not in pools:
+            assert len(pools) < 2, 'more pools than the test bed has'
+            pools[name] = (helpers.POOL, helpers.POOL2)[len(pools)]
+        return match.group(1) + pools[name]
+
+    values = {'progress_memcached_servers': memcached.address,
+              'rbd_store_ceph_conf': ceph.conf_path,
+              'rbd_store_user': 'admin'}
+    for key, value in values.items():
+        text = re.sub(r'(?m)^(%s\s*=\s*)[^\s#]+' % key,
+                      lambda m: m.group(1) + value, text)
+    return re.sub(r'(?m)^(rbd_store_pool\s*=\s*)([^\s#]+)', pool, text)
+
+
+def stores(text):
+    """[(backend or None, pool)] that the text configures."""
+    parser = configparser.RawConfigParser(default_section='\0')
+    parser.read_string(text)
+    if parser.has_option('DEFAULT', 'enabled_backends'):
+        backends = [item.split(':')[0].strip() for item in
+                    parser.get('DEFAULT', 'enabled_backends').split(',')]
+        default = parser.get('glance_store', 'default_backend')
+        backends.sort(key=lambda name: name != default)  # default first
+        return [(name, parser.get(name, 'rbd_store_pool'))
+                for name in backends]
+    return [(None, parser.get('glance_store', 'rbd_store_pool'))]
+
+
+def test_readme_has_ini_blocks():
+    """The single-store and multi-store examples are both found."""
+    texts = [text for _, text in readme_blocks()]
+    assert any('stores = progress_rbd' in t for t in texts), texts
+    assert any('enabled_backends' in t for t in texts), texts
+
+
+@pytest.mark.parametrize('text', [t for _, t in BLOCKS],
+                         ids=[name for name, _ in BLOCKS])
+def test_pasted_configuration_uploads(text, ceph, memcached, reader,
+                                      workdir):
+    conf_text = localize(text, ceph, memcached)
+    targets = stores(conf_text)
+    mode = 'single' if targets == [(None, targets[0][1])] else 'multi'
+    api = glance_stack.GlanceAPI(
+        os.path.join(workdir, 'glance-paste-%s' % uuid.uuid4().hex[:8]),
+        ceph, memcached.address, mode=mode, driver='rbd', workers=1,
+        conf_text=conf_text)
+    created = []
+    with api:
+        client = api.client()
+        try:
+            for n, (backend, pool) in enumerate(targets):
+                data = helpers.payload(9 * helpers.MiB + 7, seed=n)
+                image = client.images.create(
+                    name='pasted-%d' % n, disk_format='raw',
+                    container_format='bare')
+                created.append(image['id'])
+                extra = {'backend': backend} if n else {}
+                client.images.upload(image['id'], helpers.SlowReader(data),
+                                     image_size=len(data), **extra)
+                image = client.images.get(image['id'])
+                assert image['status'] == 'active', (image, api.log_tail())
+                assert image['checksum'] == hashlib.md5(data).hexdigest()
+                assert image['direct_url'] == 'rbd://%s/%s/%s/snap' % (
+                    ceph.fsid, pool, image['id'])
+                record = helpers.wait_record(reader, image['id'], backend)
+                assert record is not None, api.log_tail()
+                assert (record.state, record.bytes, record.backend) == (
+                    'stored', len(data), backend)
+        finally:
+            for image_id in created:
+                for pool in (helpers.POOL, helpers.POOL2):
+                    helpers.remove_image(ceph, pool, image_id)

@@ -1,0 +1,153 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The sdist and the wheel, as built from a copy of the tree.
+
+``python -m build --no-isolation`` builds the sdist, then the wheel from
+the sdist (so the sdist is complete enough to build), with the test
+venv's setuptools: no daemons, no root, no network.
+"""
+
+import configparser
+import email.parser
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+from packaging import requirements
+from packaging import utils
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+NAME = 'glance_progress_store-0.1.0'
+IGNORE = shutil.ignore_patterns('.git', '.venv', '.tox', 'build', 'dist',
+                                '*.egg-info', '__pycache__', '.pytest_cache')
+ENTRY_POINTS = {
+    'glance_store.drivers': {
+        'progress_rbd': 'glance_progress_store.store:Store'},
+    'oslo.config.opts': {
+        'glance_progress_store': 'glance_progress_store.options:list_opts'},
+    'console_scripts': {'glance-progress': 'glance_progress_store.cli:main'},
+}
+
+
+@pytest.fixture(scope='module')
+def built(tmp_path_factory):
+    """(sdist members {name: bytes}, wheel members {name: bytes})."""
+    tmp = tmp_path_factory.mktemp('packaging')
+    src = tmp / 'src'
+    shutil.copytree(ROOT, src, ignore=IGNORE)
+    dist = tmp / 'dist'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'build', '--no-isolation', '--outdir', dist,
+         src], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(os.listdir(dist)) == [
+        NAME + '-py3-none-any.whl', NAME + '.tar.gz']
+    with tarfile.open(dist / (NAME + '.tar.gz')) as tar:
+        sdist = {m.name[len(NAME) + 1:]: tar.extractfile(m).read()
+                 for m in tar.getmembers() if m.isfile()}
+    with zipfile.ZipFile(dist / (NAME + '-py3-none-any.whl')) as whl:
+        wheel = {name: whl.read(name) for name in whl.namelist()}
+    return sdist, wheel
+
+
+def _dist_info(wheel, name):
+    return wheel['%s.dist-info/%s' % (NAME, name)].decode()
+
+
+def _requirements(texts):
+    parsed = [requirements.Requirement(text) for text in texts]
+    return sorted((utils.canonicalize_name(r.name), str(r.specifier))
+                  for r in parsed)
+
+
+def _metadata(text):
+    return email.parser.Parser().parsestr(text)
+
+
+def test_long_description_is_the_readme(built):
+    sdist, wheel = built
+    readme = (ROOT / 'README.md').read_text()
+    for text in (_dist_info(wheel, 'METADATA'), sdist['PKG-INFO'].decode()):
+        meta = _metadata(text)
+        assert meta['Description-Content-Type'] == 'text/markdown'
+        assert meta.get_payload().strip() == readme.strip()
+
+
+def test_metadata(built):
+    _, wheel = built
+    meta = _metadata(_dist_info(wheel, 'METADATA'))
+    assert meta.get_all('Requires-Python') == ['>=3.10']
+    assert meta['License'] == 'Apache-2.0'
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / 'setup.cfg')
+    wanted = cfg['options']['install_requires'].split()
+    assert _requirements(meta.get_all('Requires-Dist')) == _requirements(
+        wanted)
+
+
+def test_python_requires_once_and_no_pbr_keys():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / 'setup.cfg')
+    assert [s for s in cfg.sections()
+            if cfg.has_option(s, 'python_requires')] == ['options']
+    # pbr's key: setuptools ignores it and the description is empty.
+    assert not cfg.has_option('metadata', 'description_file')
+
+
+def test_license(built):
+    sdist, wheel = built
+    text = (ROOT / 'LICENSE').read_text()
+    assert text.split()[:4] == ['Apache', 'License', 'Version', '2.0,']
+    assert 'END OF TERMS AND CONDITIONS' in text  # the full text
+    assert sdist['LICENSE'].decode() == text
+    licenses = [name for name in wheel if name.startswith(NAME + '.dist-info')
+                and name.endswith('/LICENSE')]
+    assert len(licenses) == 1, sorted(wheel)
+    assert wheel[licenses[0]].decode() == text
+
+
+def test_sdist_has_etc_and_readme(built):
+    sdist, _ = built
+    etc = sorted(str(path.relative_to(ROOT))
+                 for path in (ROOT / 'etc').rglob('*') if path.is_file())
+    assert 'etc/glance-api.conf.snippet' in etc
+    for name in etc + ['README.md', 'pyproject.toml']:
+        assert sdist.get(name) == (ROOT / name).read_bytes(), name
+    assert 'setup.cfg' in sdist  # rewritten by egg_info: not compared
+
+
+def test_entry_points(built):
+    _, wheel = built
+    parser = configparser.ConfigParser()
+    parser.optionxform = str
+    parser.read_string(_dist_info(wheel, 'entry_points.txt'))
+    found = {section: dict(parser[section]) for section in parser.sections()}
+    assert found == ENTRY_POINTS
+
+
+def test_readme_lists_every_dependency():
+    """The install section names each install_requires distribution."""
+    readme = (ROOT / 'README.md').read_text()
+    install = readme[readme.index('## Installing on a glance-api node'):]
+    install = install[:install.index('\n## ', 1)]
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / 'setup.cfg')
+    for requirement in cfg['options']['install_requires'].split():
+        name = re.match(r'[A-Za-z0-9_.-]+', requirement).group()
+        assert '`%s`' % name in install, name
