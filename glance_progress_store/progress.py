@@ -133,6 +133,9 @@ class Publisher(object):
                 if len(lane.pending) > MAX_PENDING:
                     self._drop_oldest(lane)
             if self._thread is None or not self._thread.is_alive():
+                for lane in self._lanes:  # what a dead thread was sending
+                    self._requeue(lane, lane.in_flight)
+                    lane.in_flight = {}
                 self._thread = threading.Thread(
                     target=self._run, name='glance-progress-publisher',
                     daemon=True)
