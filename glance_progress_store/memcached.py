@@ -217,7 +217,17 @@ class Connection(object):
             if not self._host.connect():
                 return None
             self._host.send_cmd('version')
-            return self._host.readline()
+            # Not the client's readline(): it waits for a CRLF that an
+            # HTTP server never sends, then reports a closed connection.
+            answer = b''
+            while b'\r\n' not in answer and len(answer) < 128:
+                data = self._host.socket.recv(128)
+                if not data:
+                    break
+                answer += data
+            if not answer:
+                self._host.mark_dead('connection closed')
+            return answer.split(b'\r\n')[0]
 
         line = self._call('version', ask)
         if not line or not line.startswith(b'VERSION '):
