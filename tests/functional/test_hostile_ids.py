@@ -142,6 +142,8 @@ def test_a_uuid_keeps_its_plain_key():
     image_id = str(uuid.uuid4())
     assert records.keys_for(image_id, None, PREFIX).status == (
         PREFIX + image_id + '_upload_status')
+    assert records.keys_for('abc').uploading == 'abc_uploading_size'
+    assert records.keys_for('abc', 'ceph2').status == 'abc@ceph2_upload_status'
 
 
 # --- Uploads through the store ---------------------------------------------

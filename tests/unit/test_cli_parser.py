@@ -1,0 +1,59 @@
+"""The command line itself: help, version, usage errors (no service)."""
+
+import pytest
+
+from glance_progress_store import cli
+from tests.cli_helpers import run
+
+
+@pytest.mark.parametrize('argv', [['show', '--help'], ['watch', '--help'],
+                                  ['--help']])
+def test_help(capsys, argv):
+    with pytest.raises(SystemExit) as raised:
+        cli.main(argv)
+    out = capsys.readouterr().out
+    assert raised.value.code == 0
+    assert 'exit codes' in out and '64  usage' in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as raised:
+        cli.main(['--version'])
+    assert raised.value.code == 0
+    assert capsys.readouterr().out.startswith('glance-progress ')
+
+
+@pytest.mark.parametrize('argv', [
+    [], ['show'], ['watch', 'x', '--interval', '0'],
+    ['watch', 'x', '--timeout', '-1'], ['frobnicate', 'x']])
+def test_usage_errors_do_not_look_like_stalled(capsys, argv):
+    with pytest.raises(SystemExit) as raised:
+        cli.main(argv)
+    assert raised.value.code == cli.EXIT_USAGE
+    assert 'usage:' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('argv', [
+    ['orphans', '--ceph-timeout', '0'], ['orphans', '--stall-after', '-1'],
+    ['orphans', 'extra']])
+def test_orphans_usage_errors(capsys, argv):
+    with pytest.raises(SystemExit) as raised:
+        cli.main(argv)
+    assert raised.value.code == cli.EXIT_USAGE
+
+
+def test_orphans_backend_needs_multi_store(capsys):
+    code, out, err = run(capsys, 'orphans', '--backend', 'ceph1')
+    assert code == cli.EXIT_USAGE
+    assert '--backend needs a multi-store configuration' in err
+
+
+def test_orphans_help(capsys):
+    with pytest.raises(SystemExit) as raised:
+        cli.main(['orphans', '--help'])
+    out = capsys.readouterr().out
+    assert raised.value.code == 0
+    for text in ('1   orphans found', '4   Ceph or memcached unreachable',
+                 '64  usage', 'stalled ', 'no record', '--pool NAME',
+                 '--rbd-user USER', '--ceph-conf PATH'):
+        assert text in out

@@ -1,0 +1,66 @@
+"""glance-api configurations, written to tmp dirs, as the CLI reads them."""
+
+import pytest
+
+from glance_progress_store import cli
+from glance_progress_store import glance_config
+from tests.cli_helpers import MULTI_RBD
+from tests.cli_helpers import run
+from tests.cli_helpers import write_conf
+
+
+def test_no_config_reads_localhost():
+    args = cli.build_parser().parse_args(['show', 'x'])
+    settings = glance_config.settings_from_args(args)
+    assert settings.plain_sources == [
+        glance_config.Source(('127.0.0.1:11211',), '')]
+    assert settings.backends == {}
+
+
+@pytest.mark.parametrize('text, message', [
+    ('[glance_store]\nprogress_memcached_servers = nohost\n',
+     "[glance_store] progress_memcached_servers entry 'nohost' is not"),
+    ('[glance_store]\nprogress_key_prefix = has space\n',
+     'progress_key_prefix must be printable ASCII'),
+])
+def test_bad_config_is_reported(capsys, tmp_path, text, message):
+    conf = write_conf(tmp_path / 'glance-api.conf', text)
+    code, out, err = run(capsys, 'show', 'x', '--config-file', conf)
+    assert code == cli.EXIT_USAGE
+    assert message in err
+
+
+def test_missing_config_file_is_reported(capsys, tmp_path):
+    code, out, err = run(capsys, 'show', 'x', '--config-file',
+                         tmp_path / 'nope.conf')
+    assert code == cli.EXIT_USAGE
+    assert 'nope.conf' in err
+
+
+def test_orphans_targets_from_config(tmp_path):
+    conf = write_conf(tmp_path / 'glance-api.conf', MULTI_RBD.format(
+        conf='/etc/ceph/other.conf', addr='127.0.0.1:11211').replace(
+            '[ceph2]\n', '[ceph2]\nrbd_store_user = glance2\n'))
+    argv = ['orphans', '--config-file', conf]
+    args = cli.build_parser().parse_args(argv)
+    targets = glance_config.orphan_targets(
+        args, glance_config.settings_from_args(args))
+    assert [(t.backend, t.pool, t.ceph_conf, t.user) for t in targets] == [
+        ('ceph1', 'images', '/etc/ceph/other.conf', 'admin'),
+        ('ceph2', 'images2', '/etc/ceph/other.conf', 'glance2')]
+    assert targets[1].records_at == (
+        (glance_config.Source(('127.0.0.1:11211',), 'two:'), 'ceph2'),)
+    args = cli.build_parser().parse_args(argv + [
+        '--pool', 'images2', '--pool', 'other', '--ceph-conf', '/c.conf',
+        '--rbd-user', 'ops'])
+    targets = glance_config.orphan_targets(
+        args, glance_config.settings_from_args(args))
+    assert [(t.backend, t.pool, t.ceph_conf, t.user) for t in targets] == [
+        ('ceph2', 'images2', '/c.conf', 'ops'),
+        (None, 'other', '/c.conf', 'ops')]
+    # no configuration: glance_store's defaults
+    args = cli.build_parser().parse_args(['orphans'])
+    [target] = glance_config.orphan_targets(
+        args, glance_config.settings_from_args(args))
+    assert (target.pool, target.ceph_conf, target.user) == (
+        'images', '', None)
