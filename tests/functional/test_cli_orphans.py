@@ -15,9 +15,8 @@ import uuid
 import memcache
 import pytest
 
-from glance_progress_store import cli
 from glance_progress_store import records
-from glance_progress_store import views as views_mod
+from glance_progress_store import states
 from tests.cli_helpers import MiB
 from tests.cli_helpers import MULTI_RBD
 from tests.cli_helpers import ORPHAN_FIELDS
@@ -115,7 +114,7 @@ def test_orphans_classifies_every_state(capsys, ceph, addr, rbd_image,
     publish(addr, finished, record(state='stored', nbytes=MiB, total=MiB))
 
     code, found, _ = orphans_json(capsys, ceph, addr, '--pool', helpers.POOL)
-    assert code == cli.EXIT_ORPHANS
+    assert code == states.EXIT_ORPHANS
     found = by_image(found)
     assert finished not in found and finished_no_record not in found
     assert {name: found[name]['state'] for name in images.values()} == {
@@ -151,7 +150,7 @@ def test_orphans_no_record_has_the_image_age(capsys, ceph, addr, rbd_image):
     code, found, _ = orphans_json(capsys, ceph, addr, '--pool', helpers.POOL,
                                   '--stall-after', 1)
     item = by_image(found)[name]
-    assert code == cli.EXIT_ORPHANS
+    assert code == states.EXIT_ORPHANS
     assert item['state'] == 'no record'
     assert 1 <= item['age_s'] < 30  # from Ceph's create timestamp
     assert (item['bytes'], item['total'], item['record_state']) == (
@@ -169,7 +168,7 @@ def test_orphans_table_and_commands(capsys, ceph, addr, rbd_image):
     publish(addr, odd, stalled_record())
     code, out, _ = orphans_run(capsys, ceph, addr, '--pool', helpers.POOL,
                                '--rbd-user', 'admin')
-    assert code == cli.EXIT_ORPHANS
+    assert code == states.EXIT_ORPHANS
     lines = out.splitlines()
     assert lines[0].split() == ['POOL', 'IMAGE', 'STATE', 'BYTES/TOTAL',
                                 'AGE', 'ACTION']
@@ -251,7 +250,7 @@ def test_orphans_memcached_unreachable(capsys, ceph, rbd_image):
     name = rbd_image()
     dead = '127.0.0.1:%d' % testbed.free_port()
     code, found, _ = orphans_json(capsys, ceph, dead, '--pool', helpers.POOL)
-    assert code == views_mod.EXIT_UNREACHABLE
+    assert code == states.EXIT_UNREACHABLE
     item = by_image(found)[name]
     assert item['state'] == 'unreachable'
     assert '%s did not answer' % dead in item['error']
@@ -271,7 +270,7 @@ def test_orphans_failed_store_cleanup_is_found(capsys, ceph, addr, image,
     rbd_image(name=image)
     code, found, _ = orphans_json(capsys, ceph, addr, '--pool', helpers.POOL)
     item = by_image(found)[image]
-    assert code == cli.EXIT_ORPHANS
+    assert code == states.EXIT_ORPHANS
     assert (item['state'], item['record_state'], item['reason']) == (
         'failed', 'failed', 'size_mismatch')
 
@@ -293,7 +292,7 @@ def test_orphans_single_store_config(capsys, ceph, addr, rbd_image,
     publish(addr, other, stalled_record(), prefix='r1:')
     code, out, _ = run(capsys, 'orphans', '--config-file', conf, '--json')
     found = by_image(json.loads(line) for line in out.splitlines())
-    assert code == cli.EXIT_ORPHANS
+    assert code == states.EXIT_ORPHANS
     assert found[name]['state'] == 'stalled'  # the record under r1:
     assert other not in found  # images2 is not the store's pool
     code, out, _ = run(capsys, 'orphans', '--config-file', conf)
@@ -321,11 +320,11 @@ def test_orphans_unset_user_is_librados_default(capsys, ceph, addr,
     publish(addr, name, stalled_record())
     for extra in ([], ['--rbd-user', 'None']):
         code, out, _ = run(capsys, 'orphans', '--config-file', conf, *extra)
-        assert code == cli.EXIT_ORPHANS
+        assert code == states.EXIT_ORPHANS
         assert 'rbd -c %s -p images rm %s' % (ceph.conf_path, name) in out
     code, out, _ = run(capsys, 'orphans', '--config-file', conf, '--json',
                        '--rbd-user', 'nobody')
-    assert code == views_mod.EXIT_UNREACHABLE
+    assert code == states.EXIT_UNREACHABLE
     [problem] = [json.loads(line) for line in out.splitlines()]
     assert (problem['pool'], problem['image'], problem['state']) == (
         helpers.POOL, None, 'unreachable')
@@ -351,7 +350,7 @@ def test_orphans_multi_store_config(capsys, ceph, addr, rbd_image,
                   prefix='two:')
     code, out, _ = run(capsys, 'orphans', '--config-file', conf, '--json')
     found = by_image(json.loads(line) for line in out.splitlines())
-    assert code == cli.EXIT_ORPHANS
+    assert code == states.EXIT_ORPHANS
     assert (found[one]['pool'], found[one]['state'],
             found[one]['reason']) == (helpers.POOL, 'failed',
                                       'storage_full')
@@ -370,14 +369,14 @@ def test_orphans_multi_store_config(capsys, ceph, addr, rbd_image,
     assert one not in found and found[two]['state'] == 'stalled'
     code, out, err = run(capsys, 'orphans', '--config-file', conf,
                          '--backend', 'local')
-    assert code == cli.EXIT_USAGE
+    assert code == states.EXIT_USAGE
     assert "'local' is not a progress_rbd backend" in err
 
 
 def test_orphans_missing_pool_is_a_configuration_error(capsys, ceph, addr):
     code, found, _ = orphans_json(capsys, ceph, addr, '--pool', 'nope',
                                   '--pool', helpers.POOL)
-    assert code == cli.EXIT_USAGE
+    assert code == states.EXIT_USAGE
     problem = [f for f in found if f['image'] is None]
     assert [(f['pool'], f['state']) for f in problem] == [('nope',
                                                            'no pool')]
@@ -393,7 +392,7 @@ def test_orphans_ceph_unreachable(capsys, ceph, addr, tmp_path):
                        addr, '--pool', helpers.POOL, '--ceph-timeout', 2,
                        '--json')
     assert time.monotonic() - begin < 20
-    assert code == views_mod.EXIT_UNREACHABLE
+    assert code == states.EXIT_UNREACHABLE
     [problem] = [json.loads(line) for line in out.splitlines()]
     assert (problem['image'], problem['state']) == (None, 'unreachable')
     assert 'timed out' in problem['error']
@@ -416,7 +415,7 @@ def test_orphans_without_ceph_bindings(addr, image):
     done = subprocess.run([sys.executable, '-c', script, 'orphans',
                            '--servers', addr],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == cli.EXIT_USAGE
+    assert done.returncode == states.EXIT_USAGE
     assert 'python3-rados and python3-rbd' in done.stderr
 
 
@@ -427,6 +426,6 @@ def test_orphans_subprocess(ceph, addr, rbd_image):
         [sys.executable, '-m', 'glance_progress_store.cli', 'orphans',
          '--json', '--servers', addr, '--ceph-conf', ceph.conf_path],
         capture_output=True, text=True, timeout=60)
-    assert done.returncode == cli.EXIT_ORPHANS, done.stderr
+    assert done.returncode == states.EXIT_ORPHANS, done.stderr
     found = by_image(json.loads(line) for line in done.stdout.splitlines())
     assert found[name]['state'] == 'stalled'

@@ -13,10 +13,9 @@ import uuid
 import memcache
 import pytest
 
-from glance_progress_store import cli
 from glance_progress_store import glance_config
 from glance_progress_store import records
-from glance_progress_store import views as views_mod
+from glance_progress_store import states
 from tests.cli_helpers import FIELDS
 from tests.cli_helpers import GiB
 from tests.cli_helpers import MiB
@@ -85,7 +84,7 @@ def test_show_stall_after_is_an_option(capsys, addr, image):
 
 def test_show_unknown_image(capsys, addr, image):
     code, out, _ = run(capsys, 'show', image, '--servers', addr)
-    assert code == views_mod.EXIT_UNKNOWN
+    assert code == states.EXIT_UNKNOWN
     assert 'state:    unknown' in out
 
 
@@ -95,7 +94,7 @@ def test_show_json_fields(capsys, addr, image):
     publish(addr, image, rec)
     other = str(uuid.uuid4())
     code, views = show_json(capsys, image, other, '--servers', addr)
-    assert code == views_mod.EXIT_UNKNOWN  # the other one has no record
+    assert code == states.EXIT_UNKNOWN  # the other one has no record
     assert [list(v) for v in views] == [FIELDS, FIELDS]
     view = views[0]
     assert view['image_id'] == image and view['backend'] is None
@@ -116,7 +115,7 @@ def test_show_pickled_value_is_bad_and_never_loaded(capsys, addr, image,
     tripwire = helpers.Tripwire(tmp_path / 'pwned')
     memcache.Client([addr]).set(records.keys_for(image).status, tripwire)
     code, views = show_json(capsys, image, '--servers', addr)
-    assert code == views_mod.EXIT_UNKNOWN
+    assert code == states.EXIT_UNKNOWN
     assert views[0]['state'] == 'bad'
     assert 'pickled' in views[0]['error']
     code, out, _ = run(capsys, 'show', image, '--servers', addr)
@@ -127,14 +126,14 @@ def test_show_pickled_value_is_bad_and_never_loaded(capsys, addr, image,
 def test_show_foreign_text_is_bad(capsys, addr, image):
     memcache.Client([addr]).set(records.keys_for(image).status, 'hello')
     code, views = show_json(capsys, image, '--servers', addr)
-    assert (code, views[0]['state']) == (views_mod.EXIT_UNKNOWN, 'bad')
+    assert (code, views[0]['state']) == (states.EXIT_UNKNOWN, 'bad')
     assert 'not JSON' in views[0]['error']
 
 
 def test_show_memcached_unreachable(capsys, image):
     dead = '127.0.0.1:%d' % testbed.free_port()
     code, out, _ = run(capsys, 'show', image, '--servers', dead)
-    assert code == views_mod.EXIT_UNREACHABLE
+    assert code == states.EXIT_UNREACHABLE
     assert 'state:    unreachable' in out
     assert '%s did not answer' % dead in out
 
@@ -144,7 +143,7 @@ def test_show_stopped_memcached_is_unreachable(capsys, live_memcached,
     live_memcached.stop()  # the fixture starts it again
     code, views = show_json(capsys, image, '--servers',
                             live_memcached.address)
-    assert code == views_mod.EXIT_UNREACHABLE
+    assert code == states.EXIT_UNREACHABLE
     assert views[0]['state'] == 'unreachable'
 
 
@@ -160,7 +159,7 @@ def test_single_store_config(capsys, addr, image, tmp_path):
     # the same id without the prefix is another record
     code, views = show_json(capsys, image, '--config-file', conf,
                             '--prefix', '')
-    assert (code, views[0]['state']) == (views_mod.EXIT_UNKNOWN, 'unknown')
+    assert (code, views[0]['state']) == (states.EXIT_UNKNOWN, 'unknown')
 
 
 def test_default_config_location(capsys, addr, image, tmp_path,
@@ -227,13 +226,13 @@ def test_multi_store_backend_defaults_and_own_servers(capsys, addr, image,
             state='failed', nbytes=1, total=9, backend='ceph2',
             reason='ceph_error'), prefix='two:')
         code, views = show_json(capsys, image, '--config-file', conf)
-        assert code == views_mod.EXIT_FAILED
+        assert code == states.EXIT_FAILED
         assert [(v['backend'], v['state']) for v in views] == [
             (None, 'failed'), ('ceph2', 'failed')]
         assert views[1]['reason'] == 'ceph_error'
         other.stop()
         code, views = show_json(capsys, image, '--config-file', conf)
-        assert code == views_mod.EXIT_UNREACHABLE
+        assert code == states.EXIT_UNREACHABLE
         assert [(v['backend'], v['state']) for v in views] == [
             (None, 'unreachable')]
         assert other.address in views[0]['error']
@@ -246,7 +245,7 @@ def test_unknown_backend_is_a_usage_error(capsys, addr, image, tmp_path):
         dead=addr, addr=addr, addr2=addr))
     code, out, err = run(capsys, 'show', image, '--config-file', conf,
                          '--backend', 'local')
-    assert code == cli.EXIT_USAGE
+    assert code == states.EXIT_USAGE
     assert "'local' is not a progress_rbd backend" in err
 
 
@@ -256,7 +255,7 @@ def test_servers_override_config(capsys, addr, image, tmp_path):
         % testbed.free_port()))
     publish(addr, image, record(state='stored', nbytes=2, total=2))
     assert run(capsys, 'show', image, '--config-file', conf)[0] == \
-        views_mod.EXIT_UNREACHABLE
+        states.EXIT_UNREACHABLE
     code, views = show_json(capsys, image, '--config-file', conf,
                             '--servers', addr)
     assert (code, views[0]['state']) == (0, 'stored')
@@ -273,6 +272,6 @@ def test_subprocess_watch_and_show(addr, image):
     done = subprocess.run(base + ['show', '--json', image, 'missing',
                                   '--servers', addr],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == views_mod.EXIT_UNKNOWN
+    assert done.returncode == states.EXIT_UNKNOWN
     views = [json.loads(line) for line in done.stdout.splitlines()]
     assert [v['state'] for v in views] == ['stored', 'unknown']

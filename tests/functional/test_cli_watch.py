@@ -10,10 +10,10 @@ import uuid
 
 import memcache
 
-from glance_progress_store import cli
 from glance_progress_store import glance_config
 from glance_progress_store import records
-from glance_progress_store import views as views_mod
+from glance_progress_store import states
+from glance_progress_store import watch
 from tests.cli_helpers import MiB
 from tests.cli_helpers import MULTI
 from tests.cli_helpers import publish
@@ -70,7 +70,7 @@ def test_watch_failed(capsys, addr, image):
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--interval', 0.05, '--timeout', 30)
     timer.join()
-    assert code == views_mod.EXIT_FAILED
+    assert code == states.EXIT_FAILED
     assert parse_lines(out)[-1][2:4] == ['failed', '2097152/4194304']
     assert out.splitlines()[-1].endswith(' ceph_error')
 
@@ -80,7 +80,7 @@ def test_watch_stalled(capsys, addr, image):
                                 started_ago=7200, updated_ago=3600))
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--timeout', 30)
-    assert code == views_mod.EXIT_STALLED
+    assert code == states.EXIT_STALLED
     assert parse_lines(out) == [[image, '-', 'stalled', '1048576/4194304',
                                  '25.0%', '291B/s', '-']]
 
@@ -90,7 +90,7 @@ def test_watch_becomes_stalled_when_updates_stop(capsys, addr, image):
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--interval', 0.1, '--stall-after', 0.5,
                        '--timeout', 30)
-    assert code == views_mod.EXIT_STALLED
+    assert code == states.EXIT_STALLED
     assert [line[2] for line in parse_lines(out)] == ['uploading',
                                                       'stalled']
 
@@ -99,7 +99,7 @@ def test_watch_unknown_after_wait_start(capsys, addr, image):
     begin = time.monotonic()
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--interval', 0.05, '--wait-start', 0.3)
-    assert code == views_mod.EXIT_UNKNOWN
+    assert code == states.EXIT_UNKNOWN
     assert time.monotonic() - begin >= 0.3
     assert [line[2] for line in parse_lines(out)] == ['waiting', 'unknown']
 
@@ -109,7 +109,7 @@ def test_watch_timeout(capsys, addr, image):
     begin = time.monotonic()
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--interval', 0.05, '--timeout', 0.3)
-    assert code == cli.EXIT_TIMEOUT
+    assert code == states.EXIT_TIMEOUT
     assert 0.3 <= time.monotonic() - begin < 5
     assert out.splitlines()[-1] == '# timed out after 0s'
 
@@ -139,7 +139,7 @@ def test_watch_multi_store_one_line_per_backend(capsys, addr, image,
                   prefix='two:')
     code, out, _ = run(capsys, 'watch', image, '--config-file', conf,
                        '--timeout', 30)
-    assert code == views_mod.EXIT_FAILED
+    assert code == states.EXIT_FAILED
     assert sorted((line[1], line[2]) for line in parse_lines(out)) == [
         ('ceph1', 'stored'), ('ceph2', 'failed')]
 
@@ -149,7 +149,7 @@ def test_watch_pickled_value_is_bad(capsys, addr, image, tmp_path):
     memcache.Client([addr]).set(records.keys_for(image).status, tripwire)
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--timeout', 30)
-    assert code == views_mod.EXIT_UNKNOWN
+    assert code == states.EXIT_UNKNOWN
     line = parse_lines(out)[0]
     assert line[2] == 'bad' and 'pickled' in line[7]
     assert not tripwire.path.exists()
@@ -159,7 +159,7 @@ def test_watch_memcached_unreachable(capsys, image):
     begin = time.monotonic()
     code, out, _ = run(capsys, 'watch', image, '--servers',
                        '127.0.0.1:%d' % testbed.free_port(), '--timeout', 30)
-    assert code == views_mod.EXIT_UNREACHABLE
+    assert code == states.EXIT_UNREACHABLE
     assert time.monotonic() - begin < 10  # wrong servers: no waiting
     line = parse_lines(out)[0]
     assert line[2] == 'unreachable' and 'did not answer' in line[7]
@@ -214,11 +214,9 @@ def terminal(columns):
 def watch_on(columns, addr, image):
     publish(addr, image, record(state='stored', nbytes=3 * MiB,
                                 total=4 * MiB))
-    args = cli.build_parser().parse_args(['watch', image, '--servers',
-                                          addr])
-    settings = glance_config.settings_from_args(args)
+    settings = glance_config.read_settings(servers=addr)
     with terminal(columns) as (out, read):
-        assert cli.Watch(args, settings, out).run() == 0
+        assert watch.Watch(settings, [image], out).run() == 0
         return read()
 
 

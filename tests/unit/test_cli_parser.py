@@ -3,6 +3,7 @@
 import pytest
 
 from glance_progress_store import cli
+from glance_progress_store import states
 from tests.cli_helpers import run
 
 
@@ -29,7 +30,7 @@ def test_version(capsys):
 def test_usage_errors_do_not_look_like_stalled(capsys, argv):
     with pytest.raises(SystemExit) as raised:
         cli.main(argv)
-    assert raised.value.code == cli.EXIT_USAGE
+    assert raised.value.code == states.EXIT_USAGE
     assert 'usage:' in capsys.readouterr().err
 
 
@@ -39,12 +40,12 @@ def test_usage_errors_do_not_look_like_stalled(capsys, argv):
 def test_orphans_usage_errors(capsys, argv):
     with pytest.raises(SystemExit) as raised:
         cli.main(argv)
-    assert raised.value.code == cli.EXIT_USAGE
+    assert raised.value.code == states.EXIT_USAGE
 
 
 def test_orphans_backend_needs_multi_store(capsys):
     code, out, err = run(capsys, 'orphans', '--backend', 'ceph1')
-    assert code == cli.EXIT_USAGE
+    assert code == states.EXIT_USAGE
     assert '--backend needs a multi-store configuration' in err
 
 

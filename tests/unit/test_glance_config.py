@@ -2,16 +2,15 @@
 
 import pytest
 
-from glance_progress_store import cli
 from glance_progress_store import glance_config
+from glance_progress_store import states
 from tests.cli_helpers import MULTI_RBD
 from tests.cli_helpers import run
 from tests.cli_helpers import write_conf
 
 
 def test_no_config_reads_localhost():
-    args = cli.build_parser().parse_args(['show', 'x'])
-    settings = glance_config.settings_from_args(args)
+    settings = glance_config.read_settings()
     assert settings.plain_sources == [
         glance_config.Source(('127.0.0.1:11211',), '')]
     assert settings.backends == {}
@@ -26,14 +25,14 @@ def test_no_config_reads_localhost():
 def test_bad_config_is_reported(capsys, tmp_path, text, message):
     conf = write_conf(tmp_path / 'glance-api.conf', text)
     code, out, err = run(capsys, 'show', 'x', '--config-file', conf)
-    assert code == cli.EXIT_USAGE
+    assert code == states.EXIT_USAGE
     assert message in err
 
 
 def test_missing_config_file_is_reported(capsys, tmp_path):
     code, out, err = run(capsys, 'show', 'x', '--config-file',
                          tmp_path / 'nope.conf')
-    assert code == cli.EXIT_USAGE
+    assert code == states.EXIT_USAGE
     assert 'nope.conf' in err
 
 
@@ -41,26 +40,20 @@ def test_orphans_targets_from_config(tmp_path):
     conf = write_conf(tmp_path / 'glance-api.conf', MULTI_RBD.format(
         conf='/etc/ceph/other.conf', addr='127.0.0.1:11211').replace(
             '[ceph2]\n', '[ceph2]\nrbd_store_user = glance2\n'))
-    argv = ['orphans', '--config-file', conf]
-    args = cli.build_parser().parse_args(argv)
-    targets = glance_config.orphan_targets(
-        args, glance_config.settings_from_args(args))
+    settings = glance_config.read_settings([conf])
+    targets = glance_config.orphan_targets(settings, [conf])
     assert [(t.backend, t.pool, t.ceph_conf, t.user) for t in targets] == [
         ('ceph1', 'images', '/etc/ceph/other.conf', 'admin'),
         ('ceph2', 'images2', '/etc/ceph/other.conf', 'glance2')]
     assert targets[1].records_at == (
         (glance_config.Source(('127.0.0.1:11211',), 'two:'), 'ceph2'),)
-    args = cli.build_parser().parse_args(argv + [
-        '--pool', 'images2', '--pool', 'other', '--ceph-conf', '/c.conf',
-        '--rbd-user', 'ops'])
     targets = glance_config.orphan_targets(
-        args, glance_config.settings_from_args(args))
+        settings, [conf], pools=['images2', 'other'], ceph_conf='/c.conf',
+        rbd_user='ops')
     assert [(t.backend, t.pool, t.ceph_conf, t.user) for t in targets] == [
         ('ceph2', 'images2', '/c.conf', 'ops'),
         (None, 'other', '/c.conf', 'ops')]
     # no configuration: glance_store's defaults
-    args = cli.build_parser().parse_args(['orphans'])
-    [target] = glance_config.orphan_targets(
-        args, glance_config.settings_from_args(args))
+    [target] = glance_config.orphan_targets(glance_config.read_settings())
     assert (target.pool, target.ceph_conf, target.user) == (
         'images', '', None)

@@ -4,7 +4,9 @@ import subprocess
 
 import pytest
 
+from glance_progress_store import glance_config
 from glance_progress_store import orphans
+from glance_progress_store import orphans_report
 from glance_progress_store import records
 
 
@@ -15,14 +17,14 @@ from glance_progress_store import records
     ('tab\there', "$'tab\\x09here'"), ("a'\x01\\", "$'a\\'\\x01\\\\'"),
     ('caf\u00e9', "'caf\u00e9'")])
 def test_orphans_shell_word(text, quoted):
-    assert orphans.shell_word(text) == quoted
+    assert orphans_report.shell_word(text) == quoted
     done = subprocess.run(['bash', '-c', 'printf %s ' + quoted],
                           capture_output=True, timeout=30)
     assert done.stdout.decode('utf-8') == text
 
 
 def test_orphans_classify_boundaries():
-    target = orphans.Target('images')
+    target = glance_config.PoolTarget('images')
     partial = orphans.Partial(target, 'i', 1000.0, ())
     active = records.ProgressRecord('uploading', 1, 2, None, 900.0, 990.0)
     assert orphans.classify(partial, active, 1050.0, 60).state == \

@@ -3,6 +3,7 @@
 import pytest
 
 from glance_progress_store import records
+from glance_progress_store import states
 from glance_progress_store import views as views_mod
 from tests.cli_helpers import GiB
 from tests.cli_helpers import MiB
@@ -71,5 +72,5 @@ def test_plain_line_is_stable():
 def test_exit_code_highest_wins():
     views = [views_mod.View('a', None, s)
              for s in ('stored', 'failed', 'stalled')]
-    assert views_mod.exit_code(views) == views_mod.EXIT_STALLED
+    assert views_mod.exit_code(views) == states.EXIT_STALLED
     assert views_mod.exit_code([views_mod.View('a', None, 'uploading')]) == 0
