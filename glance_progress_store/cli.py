@@ -85,6 +85,13 @@ class _Parser(argparse.ArgumentParser):
                                                           message))
 
 
+def _image_id(text):
+    # An empty id would read the keys "_upload_status"...: nobody's.
+    if not text:
+        raise argparse.ArgumentTypeError('must not be empty')
+    return text
+
+
 def _seconds(text):
     value = float(text)
     if value < 0:
@@ -196,7 +203,8 @@ def build_parser():
         help='print the state of uploads once',
         description='Print the state, size, progress, average rate, ETA\n'
                     'and age of the upload of each image.')
-    show.add_argument('image_ids', nargs='+', metavar='IMAGE_ID')
+    show.add_argument('image_ids', nargs='+', metavar='IMAGE_ID',
+                      type=_image_id)
     show.add_argument(
         '--json', action='store_true',
         help='one JSON object per record and line, with the fields '
@@ -219,7 +227,8 @@ def build_parser():
                     'unknown, RATE in\nB/s, ETA in seconds, "-" where '
                     'there is no value; MESSAGE is the\nfailure reason or '
                     'the error. Lines starting with "#" are notes.')
-    watch.add_argument('image_ids', nargs='+', metavar='IMAGE_ID')
+    watch.add_argument('image_ids', nargs='+', metavar='IMAGE_ID',
+                       type=_image_id)
     watch.add_argument('--interval', type=_interval, default=1.0,
                        metavar='S', help='seconds between polls (default: 1)')
     watch.add_argument('--timeout', type=_seconds, metavar='S',

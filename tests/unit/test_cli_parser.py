@@ -58,3 +58,15 @@ def test_orphans_help(capsys):
                  '64  usage', 'stalled ', 'no record', '--pool NAME',
                  '--rbd-user USER', '--ceph-conf PATH'):
         assert text in out
+
+
+@pytest.mark.parametrize('command', ['show', 'watch'])
+def test_empty_image_id_is_a_usage_error(capsys, command):
+    # '' would read the keys "_upload_status"...: nobody's record
+    with pytest.raises(SystemExit) as raised:
+        cli.main([command, 'x', ''])
+    err = capsys.readouterr().err
+    assert raised.value.code == states.EXIT_USAGE
+    assert [line for line in err.splitlines() if 'error:' in line] == [
+        'glance-progress %s: error: argument IMAGE_ID: must not be empty'
+        % command]
