@@ -58,9 +58,7 @@ STATE_EXIT_CODES = {FAILED: EXIT_FAILED, STALLED: EXIT_STALLED,
                     UNKNOWN: EXIT_UNKNOWN, BAD: EXIT_UNKNOWN,
                     UNREACHABLE: EXIT_UNREACHABLE}
 
-_COMMON_CODES = (
-    (EXIT_USAGE, 'usage or configuration error'),
-)
+_INTERRUPTED = (EXIT_INTERRUPTED, 'interrupted (Ctrl-C)')
 SHOW_CODES = (
     (EXIT_OK, 'every record shown is %s, %s or %s (watch: %s)'
      % (UPLOADING, FINALIZING, STORED, STORED)),
@@ -71,7 +69,9 @@ SHOW_CODES = (
      '(%s)' % (UNKNOWN, BAD)),
     (EXIT_UNREACHABLE, 'memcached %s' % UNREACHABLE),
     (EXIT_TIMEOUT, 'watch: --timeout reached before every upload ended'),
-) + _COMMON_CODES
+    (EXIT_USAGE, 'usage or configuration error'),
+    _INTERRUPTED,
+)
 ORPHANS_CODES = (
     (EXIT_OK, 'no orphan: every unfinished image is an upload %s (or %s)'
      % (IN_PROGRESS, NEW)),
@@ -79,6 +79,7 @@ ORPHANS_CODES = (
     (EXIT_UNREACHABLE, 'Ceph or memcached %s' % UNREACHABLE),
     (EXIT_USAGE, 'usage or configuration error (a missing pool, no Ceph '
      'bindings)'),
+    _INTERRUPTED,
 )
 
 

@@ -4,6 +4,9 @@ import contextlib
 import os
 import re
 import select
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -231,3 +234,20 @@ def test_watch_on_a_terminal_of_unknown_width_prints_lines(addr, image):
     # tqdm draws nothing in 0 columns (a pty without a window size)
     text = watch_on(0, addr, image)
     assert '%s - stored 3145728/4194304 75.0%%' % image in text, text
+
+
+def test_ctrl_c_exits_130_without_a_traceback(addr, image):
+    """An operator's Ctrl-C: SIGINT to a watch that would wait a while."""
+    publish(addr, image, record(nbytes=1, total=2), final=False)
+    watching = subprocess.Popen(
+        [sys.executable, '-m', 'glance_progress_store.cli', 'watch', image,
+         '--servers', addr, '--interval', '0.05'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watching.stdout.readline().split()[2] == 'uploading'
+        watching.send_signal(signal.SIGINT)
+        out, err = watching.communicate(timeout=30)
+    finally:
+        watching.kill()
+    assert watching.returncode == states.EXIT_INTERRUPTED == 130
+    assert 'Traceback' not in err, err

@@ -15,6 +15,7 @@ def test_help(capsys, argv):
     out = capsys.readouterr().out
     assert raised.value.code == 0
     assert 'exit codes' in out and '64  usage' in out
+    assert '130 interrupted (Ctrl-C)' in out
 
 
 def test_version(capsys):
@@ -56,7 +57,8 @@ def test_orphans_help(capsys):
     assert raised.value.code == 0
     for text in ('1   orphans found', '4   Ceph or memcached unreachable',
                  '64  usage', 'stalled ', 'no record', '--pool NAME',
-                 '--rbd-user USER', '--ceph-conf PATH'):
+                 '--rbd-user USER', '--ceph-conf PATH',
+                 '130 interrupted (Ctrl-C)'):
         assert text in out
 
 
