@@ -29,6 +29,10 @@ DEFAULT_CONFIG_DIR = '/etc/glance/glance-api.conf.d'
 SHARED_GROUP = 'backend_defaults'  # glance_store's shared backend options
 _READ_OPTS = ('progress_memcached_servers', 'progress_key_prefix')
 _RBD_READ_OPTS = ('rbd_store_pool', 'rbd_store_ceph_conf', 'rbd_store_user')
+# The single-store options that say whether uploads reach progress_rbd;
+# no default here, so that an unset one is not reported.
+_STORE_OPTS = (cfg.ListOpt('stores'), cfg.StrOpt('default_store'))
+_SCHEMES = ('rbd', states.SCHEME)  # the schemes progress_rbd registers
 
 
 def _log_warning(text):
@@ -134,11 +138,12 @@ def _parse_config(config_files, config_dirs, opts, warn=None):
     ``opts(default_none)`` makes the options to read; they are registered
     in ``[glance_store]``, ``[backend_defaults]`` and, with no default, in
     each backend's group, as glance_store registers them. With ``warn``,
-    a multi-store configuration without progress_rbd is reported.
+    a configuration whose uploads do not reach progress_rbd is reported.
     """
     conf = cfg.ConfigOpts()
     conf.register_opt(cfg.DictOpt('enabled_backends'))
     conf.register_opts(opts(), group='glance_store')
+    conf.register_opts(copy.deepcopy(_STORE_OPTS), group='glance_store')
     conf.register_opts(opts(), group=SHARED_GROUP)
     try:
         conf([], project='glance', prog='glance-api',
@@ -151,10 +156,30 @@ def _parse_config(config_files, config_dirs, opts, warn=None):
                 if kind.strip() == states.SCHEME]
     for name in backends:
         conf.register_opts(opts(default_none=True), group=name)
-    if enabled and not backends and warn is not None:
-        warn('enabled_backends has no %s backend; reading [glance_store]'
-             % states.SCHEME)
+    if warn is not None:
+        for problem in _store_problems(conf, enabled, backends):
+            warn(problem)
     return conf, backends
+
+
+def _store_problems(conf, enabled, backends):
+    """Why glance-api would not upload into progress_rbd, if it would not."""
+    if enabled:
+        if not backends:
+            yield ('enabled_backends has no %s backend; reading '
+                   '[glance_store]' % states.SCHEME)
+        return
+    stores = conf.glance_store.stores
+    if stores is not None and states.SCHEME not in stores:
+        yield ('[glance_store] stores = %s does not list %s: glance-api '
+               'does not load it; reading [glance_store] anyway'
+               % (', '.join(stores), states.SCHEME))
+    default = conf.glance_store.default_store
+    if default is not None and default not in _SCHEMES:
+        yield ('[glance_store] default_store = %s: uploads go to another '
+               'store, which publishes no progress (%s uses %s); reading '
+               '[glance_store] anyway'
+               % (default, states.SCHEME, ' or '.join(_SCHEMES)))
 
 
 def load_settings(config_files, config_dirs, warn=_log_warning):

@@ -57,3 +57,41 @@ def test_orphans_targets_from_config(tmp_path):
     [target] = glance_config.orphan_targets(glance_config.read_settings())
     assert (target.pool, target.ceph_conf, target.user) == (
         'images', '', None)
+
+
+SINGLE = '[glance_store]\n%sprogress_memcached_servers = 127.0.0.1:1\n'
+
+
+@pytest.mark.parametrize('stores, warning', [
+    ('stores = file, rbd\ndefault_store = rbd\n',
+     '[glance_store] stores = file, rbd does not list progress_rbd'),
+    ('stores = progress_rbd, file\ndefault_store = file\n',
+     '[glance_store] default_store = file: uploads go to another store'),
+    ('enabled_backends = local:file\n',
+     'enabled_backends has no progress_rbd backend'),
+])
+def test_config_without_progress_rbd_warns(capsys, tmp_path, stores,
+                                           warning):
+    if stores.startswith('enabled_backends'):
+        text = '[DEFAULT]\n%s\n' % stores + SINGLE % ''
+    else:
+        text = SINGLE % stores
+    conf = write_conf(tmp_path / 'glance-api.conf', text)
+    warnings = []
+    glance_config.read_settings([conf], warn=warnings.append)
+    assert len(warnings) == 1 and warnings[0].startswith(warning)
+    # the CLI prints it on one line and goes on reading (nobody answers)
+    code, out, err = run(capsys, 'show', 'x', '--config-file', conf)
+    assert code == states.EXIT_UNREACHABLE
+    assert err == 'glance-progress: warning: %s\n' % warnings[0]
+
+
+@pytest.mark.parametrize('stores', [
+    'stores = progress_rbd\ndefault_store = rbd\n',  # README's
+    'stores = progress_rbd, http\ndefault_store = progress_rbd\n',
+    ''])  # unset: nothing to say (--servers only, or not glance's file)
+def test_config_with_progress_rbd_does_not_warn(tmp_path, stores):
+    conf = write_conf(tmp_path / 'glance-api.conf', SINGLE % stores)
+    warnings = []
+    glance_config.read_settings([conf], warn=warnings.append)
+    assert warnings == []
