@@ -275,11 +275,11 @@ def main(argv=None):
     """Entry point of ``glance-progress``; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
+        # orphans checks --backend itself: it needs that backend's pool
         settings = glance_config.read_settings(
             args.config_file, args.config_dir, args.servers, args.prefix,
+            backend=None if args.func is cmd_orphans else args.backend,
             warn=_warn)
-        if args.backend is not None:
-            settings.source_of(args.backend)
         return args.func(args, settings)
     except (glance_config.ConfigError, orphans.BindingsMissing) as e:
         sys.stderr.write('glance-progress: error: %s\n' % e)

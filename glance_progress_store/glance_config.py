@@ -182,20 +182,38 @@ def _store_problems(conf, enabled, backends):
                % (default, states.SCHEME, ' or '.join(_SCHEMES)))
 
 
-def load_settings(config_files, config_dirs, warn=_log_warning):
+def load_settings(config_files, config_dirs, backend=None,
+                  warn=_log_warning):
     """Read the progress options the way glance_store reads them.
 
     Single-store: ``[glance_store]``. Multi-store: every ``progress_rbd``
     backend of ``enabled_backends`` from its own group, falling back to
     ``[backend_defaults]`` and then to the option's default.
+
+    ``backend`` (``--backend``) may name a backend that is not configured
+    (any more): it is warned about, and read as if it were, so that the
+    keys of a backend just removed from the configuration can be read.
     """
     conf, names = _parse_config(config_files, config_dirs, _progress_opts,
                                 warn)
     if not names:
+        if backend is not None:
+            warn('--backend %s: single-store configuration (no '
+                 'enabled_backends), whose uploads write no per-backend '
+                 'keys; reading them at [glance_store]\'s servers'
+                 % backend)
         return Settings([_read_group(conf, 'glance_store')], {})
     backends = {name: _read_group(conf, name, fallback=SHARED_GROUP)
                 for name in names}
-    return Settings(_unique(backends.values()), backends)
+    plain = _unique(backends.values())
+    if backend is not None and backend not in backends:
+        warn('backend %r is not a %s backend in enabled_backends (known: '
+             '%s); reading its keys as [%s] or [%s] say'
+             % (backend, states.SCHEME, ', '.join(names), backend,
+                SHARED_GROUP))
+        conf.register_opts(_progress_opts(default_none=True), group=backend)
+        backends[backend] = _read_group(conf, backend, fallback=SHARED_GROUP)
+    return Settings(plain, backends)
 
 
 def load_pools(config_files, config_dirs):
@@ -237,10 +255,10 @@ def config_paths(config_files=None, config_dirs=None):
 
 
 def read_settings(config_files=None, config_dirs=None, servers=None,
-                  prefix=None, warn=_log_warning):
+                  prefix=None, backend=None, warn=_log_warning):
     """Where the records are: the configuration, then the overrides."""
     settings = load_settings(*config_paths(config_files, config_dirs),
-                             warn=warn)
+                             backend=backend, warn=warn)
     return apply_overrides(settings, servers, prefix)
 
 

@@ -240,13 +240,38 @@ def test_multi_store_backend_defaults_and_own_servers(capsys, addr, image,
         other.stop()
 
 
-def test_unknown_backend_is_a_usage_error(capsys, addr, image, tmp_path):
+def test_unknown_backend_warns_and_is_read(capsys, addr, image, tmp_path):
+    """A backend just removed from enabled_backends: its keys stay
+    readable, at its own group's servers or [backend_defaults]'."""
     conf = write_conf(tmp_path / 'glance-api.conf', MULTI.format(
         dead=addr, addr=addr, addr2=addr))
     code, out, err = run(capsys, 'show', image, '--config-file', conf,
                          '--backend', 'local')
-    assert code == states.EXIT_USAGE
+    assert code == states.EXIT_UNKNOWN  # read: there is no record
     assert "'local' is not a progress_rbd backend" in err
+    assert err.startswith('glance-progress: warning: ') and \
+        err.count('\n') == 1
+    publish(addr, image, record(state='stored', nbytes=1, total=1,
+                                backend='gone'), 'gone')
+    for command in (['show'], ['watch', '--timeout', 30]):
+        code, out, err = run(capsys, *command, image, '--config-file', conf,
+                             '--backend', 'gone')
+        assert code == 0, (out, err)
+        assert 'stored' in out and 'gone' in out
+        assert "'gone' is not a progress_rbd backend" in err
+
+
+def test_backend_in_single_store_warns(capsys, addr, image):
+    publish(addr, image, record(state='stored', nbytes=1, total=1,
+                                backend='b1'), 'b1')
+    code, views = show_json(capsys, image, '--servers', addr,
+                            '--backend', 'b1')
+    assert (code, views[0]['backend'], views[0]['state']) == (
+        0, 'b1', 'stored')
+    code, out, err = run(capsys, 'show', image, '--servers', addr,
+                         '--backend', 'b1')
+    assert err.startswith('glance-progress: warning: --backend b1: '
+                          'single-store configuration')
 
 
 def test_servers_override_config(capsys, addr, image, tmp_path):
