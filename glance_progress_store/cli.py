@@ -281,7 +281,8 @@ def main(argv=None):
             backend=None if args.func is cmd_orphans else args.backend,
             warn=_warn)
         return args.func(args, settings)
-    except (glance_config.ConfigError, orphans.BindingsMissing) as e:
+    except (glance_config.ConfigError, lookup_mod.BadServers,
+            orphans.BindingsMissing) as e:
         sys.stderr.write('glance-progress: error: %s\n' % e)
         return states.EXIT_USAGE
     except KeyboardInterrupt:

@@ -150,7 +150,7 @@ def _parse_config(config_files, config_dirs, opts, warn=None):
              default_config_files=config_files,
              default_config_dirs=config_dirs)
         enabled = conf.enabled_backends or {}
-    except (cfg.Error, ValueError) as e:
+    except (cfg.Error, ValueError, OSError) as e:
         raise ConfigError('cannot read the configuration: %s' % e)
     backends = [name for name, kind in sorted(enabled.items())
                 if kind.strip() == states.SCHEME]

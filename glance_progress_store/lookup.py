@@ -23,6 +23,10 @@ from glance_progress_store import states
 from glance_progress_store import views
 
 
+class BadServers(Exception):
+    """python-memcached cannot use a server address: a usage error."""
+
+
 class Lookup(object):
     """Reads views of records; one reader per source, checked every poll."""
 
@@ -38,14 +42,21 @@ class Lookup(object):
         for source in self.settings.sources():
             reader = self._readers.get(source)
             if reader is None:
-                reader = self._readers[source] = reader_mod.ProgressReader(
-                    source.servers, source.prefix)
+                reader = self._readers[source] = self._reader(source)
             try:
                 reader.check_servers()
             except reader_mod.MemcachedUnavailable as e:
                 self.down[source] = str(e)
                 # python-memcached would skip a dead server for 30 s
                 del self._readers[source]
+
+    @staticmethod
+    def _reader(source):
+        try:
+            return reader_mod.ProgressReader(source.servers, source.prefix)
+        except ValueError as e:  # e.g. "[::1]:11211", which it cannot parse
+            raise BadServers('memcached servers %s: %s'
+                             % (','.join(source.servers), e)) from e
 
     def targets(self, backend):
         """(backend, source) pairs to read: all of them without --backend."""

@@ -1,5 +1,9 @@
 """The command line itself: help, version, usage errors (no service)."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from glance_progress_store import cli
@@ -72,3 +76,44 @@ def test_empty_image_id_is_a_usage_error(capsys, command):
     assert [line for line in err.splitlines() if 'error:' in line] == [
         'glance-progress %s: error: argument IMAGE_ID: must not be empty'
         % command]
+
+
+def _one_line_error(done):
+    assert done.returncode == states.EXIT_USAGE, done.stderr
+    assert 'Traceback' not in done.stderr
+    assert done.stderr.count('\n') == 1, done.stderr
+    assert done.stderr.startswith('glance-progress: error: ')
+    return done.stderr
+
+
+def glance_progress(*argv, unprivileged=False):
+    """Run as an operator does; as root, `unprivileged` drops the
+    capabilities that let root read any file."""
+    prefix = []
+    if unprivileged and os.geteuid() == 0:
+        prefix = ['setpriv', '--inh-caps=-all',
+                  '--bounding-set=-dac_override,-dac_read_search']
+    return subprocess.run(
+        prefix + [sys.executable, '-m', 'glance_progress_store.cli'] +
+        [str(a) for a in argv], capture_output=True, text=True, timeout=60)
+
+
+def test_config_file_mistakes_are_one_line_errors(tmp_path):
+    unreadable = tmp_path / 'glance-api.conf'
+    unreadable.write_text('[glance_store]\n')
+    unreadable.chmod(0)
+    for path, text in ((tmp_path / 'missing.conf', 'missing.conf'),
+                       (tmp_path, 'Is a directory'),
+                       (unreadable, 'glance-api.conf')):
+        for command in (['show', 'x'], ['watch', 'x'], ['orphans']):
+            err = _one_line_error(glance_progress(
+                *command, '--config-file', path, unprivileged=True))
+            assert 'cannot read the configuration' in err and text in err
+
+
+def test_servers_memcached_cannot_parse_are_a_usage_error(capsys):
+    # python-memcached takes no brackets: "[::1]:11211" is a ValueError
+    code, out, err = run(capsys, 'show', 'x', '--servers', '[::1]:11211')
+    assert code == states.EXIT_USAGE
+    assert err.count('\n') == 1 and '[::1]:11211' in err
+    assert err.startswith('glance-progress: error: ')
