@@ -140,6 +140,10 @@ def _parse_config(config_files, config_dirs, opts, warn=None):
     each backend's group, as glance_store registers them. With ``warn``,
     a configuration whose uploads do not reach progress_rbd is reported.
     """
+    for path in config_dirs:  # oslo.config would skip it without a word
+        if not os.path.isdir(path):
+            raise ConfigError('cannot read the configuration: %s is not a '
+                              'directory' % path)
     conf = cfg.ConfigOpts()
     conf.register_opt(cfg.DictOpt('enabled_backends'))
     conf.register_opts(opts(), group='glance_store')

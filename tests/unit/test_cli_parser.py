@@ -111,6 +111,17 @@ def test_config_file_mistakes_are_one_line_errors(tmp_path):
             assert 'cannot read the configuration' in err and text in err
 
 
+def test_config_dir_mistakes_are_one_line_errors(tmp_path):
+    # oslo.config skips a directory that is not there: a typo would read
+    # nothing, and show would look at 127.0.0.1:11211 instead
+    (tmp_path / 'a-file').write_text('')
+    for path in (tmp_path / 'missing.conf.d', tmp_path / 'a-file'):
+        for command in (['show', 'x'], ['orphans']):
+            err = _one_line_error(glance_progress(*command, '--config-dir',
+                                                  path))
+            assert '%s is not a directory' % path in err
+
+
 def test_servers_memcached_cannot_parse_are_a_usage_error(capsys):
     # python-memcached takes no brackets: "[::1]:11211" is a ValueError
     code, out, err = run(capsys, 'show', 'x', '--servers', '[::1]:11211')
