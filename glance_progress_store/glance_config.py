@@ -6,25 +6,39 @@ configuration through oslo.config, the way glance_store reads it
 operator does not repeat the memcached servers, key prefix or pools on
 the command line; ``--servers``, ``--prefix`` and the Ceph options
 override it.
+
+It takes plain values, not the CLI's arguments, and reports what looks
+wrong but is not fatal through a ``warn(text)`` callback (default: this
+module's logger), so that the CLI decides where warnings go.
 """
 
 import copy
 import dataclasses
+import logging
 import os
-import sys
 
 from oslo_config import cfg
 
 from glance_progress_store import memcached
 from glance_progress_store import options
-from glance_progress_store import orphans
 from glance_progress_store import records
+from glance_progress_store import states
+
+LOG = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_FILE = '/etc/glance/glance-api.conf'
 DEFAULT_CONFIG_DIR = '/etc/glance/glance-api.conf.d'
 SHARED_GROUP = 'backend_defaults'  # glance_store's shared backend options
 _READ_OPTS = ('progress_memcached_servers', 'progress_key_prefix')
 _RBD_READ_OPTS = ('rbd_store_pool', 'rbd_store_ceph_conf', 'rbd_store_user')
+# The single-store options that say whether uploads reach progress_rbd;
+# no default here, so that an unset one is not reported.
+_STORE_OPTS = (cfg.ListOpt('stores'), cfg.StrOpt('default_store'))
+_SCHEMES = ('rbd', states.SCHEME)  # the schemes progress_rbd registers
+
+
+def _log_warning(text):
+    LOG.warning('%s', text)
 
 
 class ConfigError(Exception):
@@ -47,6 +61,7 @@ class Settings(object):
     backends: dict  # progress_rbd backend name -> Source; empty: single
 
     def source_of(self, backend):
+        """The source of a backend's keys; ConfigError if not configured."""
         if not self.backends:
             return self.plain_sources[0]
         if backend not in self.backends:
@@ -120,47 +135,92 @@ def default_config():
     return files, dirs
 
 
-def _parse_config(config_files, config_dirs, opts, warn=True):
+def _parse_config(config_files, config_dirs, opts, warn=None):
     """(parsed configuration, its progress_rbd backends, sorted).
 
     ``opts(default_none)`` makes the options to read; they are registered
     in ``[glance_store]``, ``[backend_defaults]`` and, with no default, in
-    each backend's group, as glance_store registers them.
+    each backend's group, as glance_store registers them. With ``warn``,
+    a configuration whose uploads do not reach progress_rbd is reported.
     """
+    for path in config_dirs:  # oslo.config would skip it without a word
+        if not os.path.isdir(path):
+            raise ConfigError('cannot read the configuration: %s is not a '
+                              'directory' % path)
     conf = cfg.ConfigOpts()
     conf.register_opt(cfg.DictOpt('enabled_backends'))
     conf.register_opts(opts(), group='glance_store')
+    conf.register_opts(copy.deepcopy(_STORE_OPTS), group='glance_store')
     conf.register_opts(opts(), group=SHARED_GROUP)
     try:
         conf([], project='glance', prog='glance-api',
              default_config_files=config_files,
              default_config_dirs=config_dirs)
         enabled = conf.enabled_backends or {}
-    except (cfg.Error, ValueError) as e:
+    except (cfg.Error, ValueError, OSError) as e:
         raise ConfigError('cannot read the configuration: %s' % e)
     backends = [name for name, kind in sorted(enabled.items())
-                if kind.strip() == 'progress_rbd']
+                if kind.strip() == states.SCHEME]
     for name in backends:
         conf.register_opts(opts(default_none=True), group=name)
-    if enabled and not backends and warn:
-        _warn('enabled_backends has no progress_rbd backend; reading '
-              '[glance_store]')
+    if warn is not None:
+        for problem in _store_problems(conf, enabled, backends):
+            warn(problem)
     return conf, backends
 
 
-def load_settings(config_files, config_dirs):
+def _store_problems(conf, enabled, backends):
+    """Why glance-api would not upload into progress_rbd, if it would not."""
+    if enabled:
+        if not backends:
+            yield ('enabled_backends has no %s backend; reading '
+                   '[glance_store]' % states.SCHEME)
+        return
+    stores = conf.glance_store.stores
+    if stores is not None and states.SCHEME not in stores:
+        yield ('[glance_store] stores = %s does not list %s: glance-api '
+               'does not load it; reading [glance_store] anyway'
+               % (', '.join(stores), states.SCHEME))
+    default = conf.glance_store.default_store
+    if default is not None and default not in _SCHEMES:
+        yield ('[glance_store] default_store = %s: uploads go to another '
+               'store, which publishes no progress (%s uses %s); reading '
+               '[glance_store] anyway'
+               % (default, states.SCHEME, ' or '.join(_SCHEMES)))
+
+
+def load_settings(config_files, config_dirs, backend=None,
+                  warn=_log_warning):
     """Read the progress options the way glance_store reads them.
 
     Single-store: ``[glance_store]``. Multi-store: every ``progress_rbd``
     backend of ``enabled_backends`` from its own group, falling back to
     ``[backend_defaults]`` and then to the option's default.
+
+    ``backend`` (``--backend``) may name a backend that is not configured
+    (any more): it is warned about, and read as if it were, so that the
+    keys of a backend just removed from the configuration can be read.
     """
-    conf, names = _parse_config(config_files, config_dirs, _progress_opts)
+    conf, names = _parse_config(config_files, config_dirs, _progress_opts,
+                                warn)
     if not names:
+        if backend is not None:
+            warn('--backend %s: single-store configuration (no '
+                 'enabled_backends), whose uploads write no per-backend '
+                 'keys; reading them at [glance_store]\'s servers'
+                 % backend)
         return Settings([_read_group(conf, 'glance_store')], {})
     backends = {name: _read_group(conf, name, fallback=SHARED_GROUP)
                 for name in names}
-    return Settings(_unique(backends.values()), backends)
+    plain = _unique(backends.values())
+    if backend is not None and backend not in backends:
+        warn('backend %r is not a %s backend in enabled_backends (known: '
+             '%s); reading its keys as [%s] or [%s] say'
+             % (backend, states.SCHEME, ', '.join(names), backend,
+                SHARED_GROUP))
+        conf.register_opts(_progress_opts(default_none=True), group=backend)
+        backends[backend] = _read_group(conf, backend, fallback=SHARED_GROUP)
+    return Settings(plain, backends)
 
 
 def load_pools(config_files, config_dirs):
@@ -170,8 +230,7 @@ def load_pools(config_files, config_dirs):
     progress options: ``[glance_store]``, or each backend's group falling
     back to ``[backend_defaults]``.
     """
-    conf, names = _parse_config(config_files, config_dirs, _rbd_opts,
-                                warn=False)
+    conf, names = _parse_config(config_files, config_dirs, _rbd_opts)
     if not names:
         return [(None, _read_values(conf, 'glance_store', _RBD_READ_OPTS))]
     return [(name, _read_values(conf, name, _RBD_READ_OPTS, SHARED_GROUP))
@@ -194,16 +253,20 @@ def apply_overrides(settings, servers=None, prefix=None):
     return Settings(plain, backends)
 
 
-def _config_paths(args):
-    files, dirs = args.config_file or [], args.config_dir or []
+def config_paths(config_files=None, config_dirs=None):
+    """The files and directories given, or glance-api's own by default."""
+    files, dirs = list(config_files or ()), list(config_dirs or ())
     if not files and not dirs:
         files, dirs = default_config()
     return files, dirs
 
 
-def settings_from_args(args):
-    settings = load_settings(*_config_paths(args))
-    return apply_overrides(settings, args.servers, args.prefix)
+def read_settings(config_files=None, config_dirs=None, servers=None,
+                  prefix=None, backend=None, warn=_log_warning):
+    """Where the records are: the configuration, then the overrides."""
+    settings = load_settings(*config_paths(config_files, config_dirs),
+                             backend=backend, warn=warn)
+    return apply_overrides(settings, servers, prefix)
 
 
 def _rados_id(user):
@@ -212,45 +275,65 @@ def _rados_id(user):
     return None if user in (None, '', 'None') else user
 
 
-def orphan_targets(args, settings):
+@dataclasses.dataclass(frozen=True)
+class PoolTarget(object):
+    """A pool to check for orphans, how to reach it and where its records are.
+
+    ``records_at`` lists (source, backend) pairs to read an image's record
+    from, first found wins: the backend's own keys in multi-store, the
+    plain keys otherwise. ``ceph_conf`` and ``user`` are passed to librados
+    as glance_store passes them, except that an unset user is librados'
+    default (``client.admin``, or ``CEPH_ARGS``), not the string 'None'.
+    """
+
+    pool: str
+    ceph_conf: str = ''
+    user: object = None
+    backend: object = None
+    records_at: tuple = ()
+
+    @property
+    def cluster(self):
+        return (self.ceph_conf, self.user)
+
+
+def orphan_targets(settings, config_files=None, config_dirs=None,
+                   backend=None, pools=None, ceph_conf=None, rbd_user=None):
     """The pools to check, from the configuration and the overrides.
 
-    ``--backend`` keeps that backend's pool; ``--pool`` replaces the list
+    ``backend`` keeps that backend's pool; ``pools`` replaces the list
     (a configured pool keeps its backend's settings, another one gets the
-    first store's and the plain keys); ``--ceph-conf`` and ``--rbd-user``
+    first store's and the plain keys); ``ceph_conf`` and ``rbd_user``
     apply to every pool. Pools reached the same way are checked once.
     """
-    configured = load_pools(*_config_paths(args))
-    if args.backend is not None:
+    configured = load_pools(*config_paths(config_files, config_dirs))
+    if backend is not None:
         if not settings.backends:
             raise ConfigError('--backend needs a multi-store configuration '
                               '(enabled_backends)')
-        configured = [(n, v) for n, v in configured if n == args.backend]
+        settings.source_of(backend)  # ConfigError if it is not one
+        configured = [(n, v) for n, v in configured if n == backend]
 
-    def target(backend, values, pool=None):
-        ceph_conf = (args.ceph_conf if args.ceph_conf is not None
+    def target(name, values, pool=None):
+        conf_path = (ceph_conf if ceph_conf is not None
                      else values['rbd_store_ceph_conf'] or '')
-        user = _rados_id(args.rbd_user if args.rbd_user is not None
+        user = _rados_id(rbd_user if rbd_user is not None
                          else values['rbd_store_user'])
-        if backend is None:
+        if name is None:
             records_at = tuple((s, None) for s in settings.plain_sources)
         else:
-            records_at = ((settings.source_of(backend), backend),)
-        return orphans.Target(pool or values['rbd_store_pool'], ceph_conf,
-                              user, backend, records_at)
+            records_at = ((settings.source_of(name), name),)
+        return PoolTarget(pool or values['rbd_store_pool'], conf_path,
+                          user, name, records_at)
 
     targets = [target(name, values) for name, values in configured]
-    if args.pool:
+    if pools:
         known = {}
         for item in targets:
             known.setdefault(item.pool, item)
         targets = [known.get(pool) or target(None, configured[0][1], pool)
-                   for pool in args.pool]
+                   for pool in pools]
     unique = {}
     for item in targets:
         unique.setdefault((item.pool,) + item.cluster, item)
     return list(unique.values())
-
-
-def _warn(text):
-    sys.stderr.write('glance-progress: warning: %s\n' % text)

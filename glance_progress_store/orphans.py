@@ -6,11 +6,11 @@ location points at it). An image without it is an upload that has not
 finished: one still running, or one whose glance-api worker died (a
 SIGKILLed or OOM-killed uWSGI worker never reaches the store's cleanup),
 or one whose cleanup failed. This module finds such images in the pools
-and classifies each with its progress record, which the CLI reads through
-:class:`~glance_progress_store.reader.ProgressReader` (never unpickling).
+and classifies each with its progress record, read through
+:class:`~glance_progress_store.lookup.Lookup` (never unpickling). The
+report's text is :mod:`glance_progress_store.orphans_report`'s.
 
-It never deletes anything: it says which ``rbd`` command to run once the
-operator has checked that glance does not use the image.
+It never deletes anything.
 
 Ceph's Python bindings are imported here, on first use, so that ``show``
 and ``watch`` work on hosts without them.
@@ -19,28 +19,13 @@ and ``watch`` work on hosts without them.
 import calendar
 import dataclasses
 import json
-import shlex
+import time
 
-from glance_progress_store import records
+from glance_progress_store import lookup as lookup_mod
+from glance_progress_store import states
 
-SNAPSHOT = 'snap'  # the store's (and the stock RBD store's) snapshot name
-
-# What an unfinished image is.
-IN_PROGRESS = 'in progress'  # record uploading/finalizing, recent
-NEW = 'new'  # no record, created less than --stall-after ago
-STALLED = 'stalled'  # record uploading/finalizing, too old: worker died
-FAILED = 'failed'  # record failed, image still there: cleanup failed
-NO_RECORD = 'no record'  # record expired, or progress disabled
-BAD = 'bad'  # a record this package did not write
-INCONSISTENT = 'inconsistent'  # record stored, image without its snapshot
-UNREACHABLE = 'unreachable'  # memcached (image) or Ceph (pool) unreachable
-NO_POOL = 'no pool'  # the pool does not exist
-
-ORPHAN_STATES = (STALLED, FAILED, NO_RECORD, BAD, INCONSISTENT)
 JSON_FIELDS = ('pool', 'image', 'state', 'bytes', 'total', 'age_s',
                'record_state', 'reason', 'error')
-
-_ACTIVE = (records.UPLOADING, records.FINALIZING)
 
 
 class BindingsMissing(Exception):
@@ -60,37 +45,13 @@ def ceph_modules():
     return rados, rbd
 
 
-# --- Where to look -----------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Target(object):
-    """A pool to check, how to reach it and where its records are.
-
-    ``records_at`` lists (source, backend) pairs to read an image's record
-    from, first found wins: the backend's own keys in multi-store, the
-    plain keys otherwise. ``ceph_conf`` and ``user`` are passed to librados
-    as glance_store passes them, except that an unset user is librados'
-    default (``client.admin``, or ``CEPH_ARGS``), not the string 'None'.
-    """
-
-    pool: str
-    ceph_conf: str = ''
-    user: object = None
-    backend: object = None
-    records_at: tuple = ()
-
-    @property
-    def cluster(self):
-        return (self.ceph_conf, self.user)
-
-
 # --- Reading Ceph --------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class Partial(object):
     """An RBD image without the protected snapshot of a finished upload."""
 
-    target: Target
+    target: object  # a glance_config.PoolTarget
     name: str
     created_at: object  # epoch seconds, None if Ceph does not say
     snapshots: tuple  # names of its snapshots (an unprotected 'snap'...)
@@ -98,8 +59,8 @@ class Partial(object):
 
 @dataclasses.dataclass(frozen=True)
 class PoolProblem(object):
-    target: Target
-    state: str  # UNREACHABLE or NO_POOL
+    target: object  # a glance_config.PoolTarget
+    state: str  # states.UNREACHABLE or states.NO_POOL
     message: str
 
 
@@ -116,6 +77,10 @@ class Ceph(object):
 
     def __init__(self, timeout):
         self.rados, self.rbd = ceph_modules()
+        # Imported now, not at the top: it imports Ceph's bindings, which
+        # show and watch never need.
+        from glance_store._drivers import rbd as rbd_driver
+        self.snapshot = rbd_driver.DEFAULT_SNAPNAME  # upstream's, and ours
         self.timeout = timeout
         self._clients = {}
 
@@ -160,17 +125,17 @@ class Ceph(object):
         try:
             client = self._client(target)
         except CephError as e:
-            return PoolProblem(target, UNREACHABLE, str(e))
+            return PoolProblem(target, states.UNREACHABLE, str(e))
         try:
             with client.open_ioctx(target.pool) as ioctx:
                 names = self.rbd.RBD().list(ioctx)
                 partial = [p for p in (self._inspect(ioctx, target, name)
                                        for name in names) if p is not None]
         except self.rados.ObjectNotFound as e:
-            return PoolProblem(target, NO_POOL, 'pool %s: %s'
+            return PoolProblem(target, states.NO_POOL, 'pool %s: %s'
                                % (target.pool, e))
         except (self.rados.Error, self.rbd.Error) as e:
-            return PoolProblem(target, UNREACHABLE, 'pool %s: %s'
+            return PoolProblem(target, states.UNREACHABLE, 'pool %s: %s'
                                % (target.pool, e))
         return len(names), partial
 
@@ -179,8 +144,8 @@ class Ceph(object):
         try:
             with self.rbd.Image(ioctx, name, read_only=True) as image:
                 snapshots = tuple(s['name'] for s in image.list_snaps())
-                if (SNAPSHOT in snapshots and
-                        image.is_protected_snap(SNAPSHOT)):
+                if (self.snapshot in snapshots and
+                        image.is_protected_snap(self.snapshot)):
                     return None
                 return Partial(target, name, _created_at(image), snapshots)
         except self.rbd.ImageNotFound:
@@ -225,7 +190,7 @@ class Finding(object):
 
     @property
     def orphan(self):
-        return self.state in ORPHAN_STATES
+        return self.state in states.ORPHAN_STATES
 
     def to_json(self):
         return json.dumps({name: getattr(self, name)
@@ -236,8 +201,8 @@ def classify(partial, record, now, stall_after, error_state=None,
              error=None):
     """What an unfinished image is, given its record (or why there is none).
 
-    ``error_state`` is BAD or UNREACHABLE when the record could not be
-    read, with ``error`` the message.
+    ``error_state`` is states.BAD or states.UNREACHABLE when the record
+    could not be read, with ``error`` the message.
     """
     common = dict(pool=partial.target.pool, image=partial.name,
                   target=partial.target, snapshots=partial.snapshots)
@@ -247,16 +212,16 @@ def classify(partial, record, now, stall_after, error_state=None,
     if record is None:
         young = (partial.created_at is not None and
                  now - partial.created_at < stall_after)
-        return Finding(state=NEW if young else NO_RECORD,
+        return Finding(state=states.NEW if young else states.NO_RECORD,
                        age_s=_age(now, partial.created_at), **common)
     age = _age(now, record.updated_at)
-    if record.state in _ACTIVE:
+    if record.state in states.ACTIVE:
         stalled = now - record.updated_at > stall_after
-        state = STALLED if stalled else IN_PROGRESS
-    elif record.state == records.FAILED:
-        state = FAILED
+        state = states.STALLED if stalled else states.IN_PROGRESS
+    elif record.state == states.FAILED:
+        state = states.FAILED
     else:  # stored, yet the snapshot is not there (anymore)
-        state = INCONSISTENT
+        state = states.INCONSISTENT
     return Finding(state=state, bytes=record.bytes, total=record.total,
                    age_s=age, record_state=record.state,
                    reason=record.reason, **common)
@@ -272,112 +237,51 @@ def pool_finding(problem):
                    target=problem.target)
 
 
-# --- Reporting -----------------------------------------------------------
+# --- Checking ------------------------------------------------------------
 
-def shell_word(text):
-    """`text` quoted for a POSIX shell (bash's $'...' for control chars)."""
-    if all(ch.isprintable() for ch in text):
-        return shlex.quote(text)
-    escaped = ''.join(
-        '\\' + ch if ch in '\\\'' else
-        ch if ch.isprintable() else '\\x%02x' % ord(ch) if ord(ch) < 256
-        else '\\u%04x' % ord(ch) if ord(ch) < 0x10000 else '\\U%08x' % ord(ch)
-        for ch in text)
-    return "$'%s'" % escaped
-
-
-def rbd_commands(finding):
-    """The commands that remove an orphan's RBD image, once checked."""
-    target = finding.target
-    base = ['rbd']
-    if target.ceph_conf:
-        base += ['-c', target.ceph_conf]
-    if target.user:
-        base += ['--id', target.user]
-    base += ['-p', target.pool]
-    image = shell_word(finding.image)
-    words = ' '.join(shlex.quote(w) for w in base)
-    commands = []
-    if finding.snapshots:  # an unprotected 'snap': died while finalizing
-        commands.append('%s snap purge %s' % (words, image))
-    commands.append('%s rm %s' % (words, image))
-    return commands
+def orphan_finding(lookup, partial, now, stall_after):
+    """Classify an unfinished image with the first record found for it."""
+    error = None
+    for source, backend in partial.target.records_at:
+        record, problem = lookup.read(partial.name, backend, source)
+        if record is not None:
+            return classify(partial, record, now, stall_after)
+        error = error or problem
+    if error is not None:
+        return classify(partial, None, now, stall_after,
+                        error_state=error.state, error=error.error)
+    return classify(partial, None, now, stall_after)
 
 
-def action(finding):
-    """The short advice of the table's last column."""
-    state = finding.state
-    if state == IN_PROGRESS:
-        return 'none: upload in progress'
-    if state == NEW:
-        return 'none yet: just created, its first record may be on its way'
-    if state == STALLED:
-        return 'remove: its glance-api worker died'
-    if state == FAILED:
-        return 'remove: the cleanup after the failure (%s) failed' % (
-            finding.reason or 'no reason')
-    if state == UNREACHABLE and finding.image is None:
-        return 'check Ceph: %s' % finding.error
-    if state == UNREACHABLE:
-        return 'run again once memcached answers: %s' % finding.error
-    if state == NO_POOL:
-        return 'check rbd_store_pool or --pool: %s' % finding.error
-    if state == BAD:
-        return 'check in glance, then remove: %s' % finding.error
-    if state == INCONSISTENT:
-        return 'check in glance, then remove: record stored, no snapshot'
-    return 'check in glance, then remove'  # no record
+def find_orphans(targets, settings, stall_after, ceph_timeout):
+    """([Finding], [(pool, number of images)]) for the targets."""
+    findings, counted, partial = [], [], []
+    with Ceph(ceph_timeout) as ceph:
+        for target in targets:
+            result = ceph.scan(target)
+            if isinstance(result, PoolProblem):
+                findings.append(pool_finding(result))
+                continue
+            counted.append((target.pool, result[0]))
+            partial += result[1]
+        if not partial:
+            return findings, counted
+        lookup = lookup_mod.Lookup(settings, stall_after)
+        lookup.poll()  # memcached is only needed when something is partial
+        now = time.time()
+        for image in partial:
+            finding = orphan_finding(lookup, image, now, stall_after)
+            # "stored": it may have got its snapshot since it was listed
+            if (finding.record_state != states.STORED or
+                    ceph.still_partial(image)):
+                findings.append(finding)
+    return findings, counted
 
 
-def printable(text):
-    """A name as it can be shown on one line: control characters escaped."""
-    return ''.join(ch if ch.isprintable() else
-                   ch.encode('unicode_escape').decode('ascii')
-                   for ch in text)
-
-
-def summary(findings, counted):
-    """``3 unfinished of 120 images in images, images2: 2 orphans ...``."""
-    pools = ', '.join(sorted({pool for pool, _ in counted}))
-    images = [f for f in findings if f.image is not None]
-    orphans = [f for f in images if f.orphan]
-    text = '%d unfinished of %d images in %s: %d orphan%s' % (
-        len(images), sum(n for _, n in counted), pools or 'no pool',
-        len(orphans), '' if len(orphans) == 1 else 's')
-    if orphans:
-        text += ' (%s)' % _counts(orphans)
-    others = [f for f in images if not f.orphan]
-    if others:
-        text += ', ' + _counts(others)
-    problems = [f for f in findings if f.image is None]
-    if problems:
-        text += '. Not checked: %s' % ', '.join(
-            '%s (%s)' % (f.pool, f.state) for f in problems)
-    return text + '.'
-
-
-def _counts(findings):
-    by_state = {}
-    for finding in findings:
-        by_state[finding.state] = by_state.get(finding.state, 0) + 1
-    return ', '.join('%d %s' % (n, state)
-                     for state, n in sorted(by_state.items()))
-
-
-REMOVAL_HELP = """\
-Never remove an image that glance uses. For each orphan, check first that
-`glance image-show ID` answers "not found", or a status other than active
-(an upload whose worker died leaves the glance image "saving"), then
-remove the RBD image:"""
-
-
-def removal_text(findings):
-    orphans = [f for f in findings if f.orphan]
-    if not orphans:
-        return ''
-    lines = [REMOVAL_HELP]
-    for finding in orphans:
-        lines.append('')
-        lines.append('  glance image-show %s' % shell_word(finding.image))
-        lines += ['  ' + c for c in rbd_commands(finding)]
-    return '\n'.join(lines)
+def exit_code(findings):
+    """The highest: unreachable 4, no pool 64, an orphan 1, else 0."""
+    codes = [states.EXIT_UNREACHABLE if f.state == states.UNREACHABLE else
+             states.EXIT_USAGE if f.state == states.NO_POOL else
+             states.EXIT_ORPHANS if f.orphan else states.EXIT_OK
+             for f in findings]
+    return max(codes or [states.EXIT_OK])

@@ -20,13 +20,14 @@ from glance_progress_store import config
 from glance_progress_store import options
 from glance_progress_store import pipeline
 from glance_progress_store import progress as progress_mod
+from glance_progress_store import states
 
 rbd = rbd_driver.rbd
 rados = rbd_driver.rados
 
 LOG = logging.getLogger(__name__)
 
-SCHEME = 'progress_rbd'
+SCHEME = states.SCHEME
 
 # glance_store imports "<driver module>.StoreLocation" for our locations,
 # which are the stock RBD ones.

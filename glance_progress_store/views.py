@@ -8,24 +8,7 @@ and their exit codes are made of.
 import dataclasses
 import json
 
-from glance_progress_store import records
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_STALLED = 2
-EXIT_UNKNOWN = 3
-EXIT_UNREACHABLE = 4
-
-STALLED = 'stalled'
-UNKNOWN = 'unknown'
-BAD = 'bad'
-UNREACHABLE = 'unreachable'
-
-_EXIT_CODES = {records.FAILED: EXIT_FAILED, STALLED: EXIT_STALLED,
-               UNKNOWN: EXIT_UNKNOWN, BAD: EXIT_UNKNOWN,
-               UNREACHABLE: EXIT_UNREACHABLE}
-ACTIVE = (records.UPLOADING, records.FINALIZING)
-
+from glance_progress_store import states
 
 _UNITS = ('B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB')
 
@@ -90,15 +73,15 @@ def view_of(image_id, backend, record, now, stall_after):
     stalled upload keeps the rate it had; the ETA counts from `now`.
     """
     if record is None:
-        return View(image_id, backend, UNKNOWN)
+        return View(image_id, backend, states.UNKNOWN)
     age = max(0.0, now - record.updated_at)
     state = record.state
-    if state in ACTIVE and age > stall_after:
-        state = STALLED
+    if state in states.ACTIVE and age > stall_after:
+        state = states.STALLED
     elapsed = record.updated_at - record.started_at
     rate = record.bytes / elapsed if elapsed > 0 else None
     eta = None
-    if state in ACTIVE and record.total and rate:
+    if state in states.ACTIVE and record.total and rate:
         remaining = max(0, record.total - record.bytes)
         eta = round(max(0.0, remaining / rate - age), 1)
     percent = record.percent
@@ -135,7 +118,7 @@ def describe(view):
     add('state', view.state)
     if view.error:
         add('error', view.error)
-    elif view.state == UNKNOWN:
+    elif view.state == states.UNKNOWN:
         add('note', 'no record: not started, expired, or written to '
             'other servers or prefix')
     if view.bytes is None:
@@ -187,7 +170,7 @@ def bar_info(view):
              human_rate(view.rate_bytes_per_s)]
     if view.eta_s is not None:
         parts.append('ETA ' + human_duration(view.eta_s))
-    if view.state == STALLED:
+    if view.state == states.STALLED:
         parts.append('no update for ' + human_duration(view.age_s))
     if view.reason:
         parts.append(view.reason)
@@ -195,4 +178,6 @@ def bar_info(view):
 
 
 def exit_code(views):
-    return max([_EXIT_CODES.get(v.state, EXIT_OK) for v in views] or [0])
+    codes = [states.STATE_EXIT_CODES.get(v.state, states.EXIT_OK)
+             for v in views]
+    return max(codes or [states.EXIT_OK])

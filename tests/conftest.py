@@ -1,8 +1,8 @@
 """Session fixtures: a real one-node Ceph cluster and a real memcached.
 
-Both are started once per test session by tools/testbed.py on loopback
-and stopped at the end; tests delete what they create so the memstore
-OSD never fills up.
+Both are started once per test session by tools/testbed.py on loopback,
+only when a test asks for them (tests/unit never does), and stopped at
+the end; tests delete what they create so the memstore OSD never fills up.
 """
 
 import os
@@ -19,6 +19,16 @@ sys.path.insert(0, str(ROOT / 'tools'))
 import testbed  # noqa: E402
 
 from tests import helpers  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_host_config(monkeypatch, tmp_path):
+    """The host's /etc/glance must not leak into the tests."""
+    from glance_progress_store import glance_config
+    monkeypatch.setattr(glance_config, 'DEFAULT_CONFIG_FILE',
+                        str(tmp_path / 'absent' / 'glance-api.conf'))
+    monkeypatch.setattr(glance_config, 'DEFAULT_CONFIG_DIR',
+                        str(tmp_path / 'absent' / 'glance-api.conf.d'))
 
 
 @pytest.fixture(scope='session')

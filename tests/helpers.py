@@ -3,6 +3,8 @@
 import contextlib
 import hashlib
 import io
+import os
+import shlex
 import threading
 import time
 
@@ -234,3 +236,27 @@ class RecordWatcher(threading.Thread):
 
 def digests(data):
     return hashlib.md5(data).hexdigest(), hashlib.sha512(data).hexdigest()
+
+
+def check_stored(ceph, result, image_id, data, pool=POOL):
+    location, size, checksum, multihash, metadata = result
+    assert location == 'rbd://%s/%s/%s/snap' % (ceph.fsid, pool, image_id)
+    assert size == len(data)
+    assert (checksum, multihash) == digests(data)
+    stored, snaps = read_rbd(ceph, pool, image_id, 'snap')
+    assert stored == data
+    assert snaps == {'snap': True}  # snapshot exists and is protected
+    return metadata
+
+
+class Tripwire(object):
+    """Unpickling this would create `path`: readers must never do it.
+
+    A path under the test's tmp_path, so that runs never see each other's.
+    """
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, ('touch ' + shlex.quote(str(self.path)),))

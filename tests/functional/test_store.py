@@ -7,20 +7,8 @@ import pytest
 
 from glance_store import exceptions
 
-from glance_progress_store import records
 from tests import helpers
 from tests.helpers import MiB
-
-
-def check_stored(ceph, result, image_id, data, pool=helpers.POOL):
-    location, size, checksum, multihash, metadata = result
-    assert location == 'rbd://%s/%s/%s/snap' % (ceph.fsid, pool, image_id)
-    assert size == len(data)
-    assert (checksum, multihash) == helpers.digests(data)
-    stored, snaps = helpers.read_rbd(ceph, pool, image_id, 'snap')
-    assert stored == data
-    assert snaps == {'snap': True}  # snapshot exists and is protected
-    return metadata
 
 
 @pytest.mark.parametrize('size', [
@@ -33,7 +21,7 @@ def test_add_stores_data_and_hashes(single_store, ceph, reader, image_id,
     data = helpers.payload(size)
     result = helpers.add_single(store, image_id, helpers.SlowReader(data),
                                 len(data) if declared else 0)
-    assert check_stored(ceph, result, image_id, data) == {}
+    assert helpers.check_stored(ceph, result, image_id, data) == {}
     record = helpers.wait_record(reader, image_id)
     assert (record.state, record.bytes, record.total) == (
         'stored', size, size)
@@ -47,7 +35,7 @@ def test_every_writes_in_flight_setting(single_store, ceph, image_id,
     store = single_store(progress_rbd_writes_in_flight=in_flight)
     data = helpers.payload(9 * MiB + 7, seed=in_flight)
     result = helpers.add_single(store, image_id, helpers.SlowReader(data), 0)
-    check_stored(ceph, result, image_id, data)
+    helpers.check_stored(ceph, result, image_id, data)
 
 
 def test_unknown_size_chunk_larger_than_resize_step(single_store, ceph,
@@ -58,7 +46,7 @@ def test_unknown_size_chunk_larger_than_resize_step(single_store, ceph,
     data = helpers.payload(37 * MiB + 5)
     chunks = iter([data[:100], data[100:]])
     result = helpers.add_single(store, image_id, chunks, 0)
-    check_stored(ceph, result, image_id, data)
+    helpers.check_stored(ceph, result, image_id, data)
 
 
 def test_thin_provisioning_skips_zero_chunks(single_store, ceph, reader,
@@ -68,7 +56,7 @@ def test_thin_provisioning_skips_zero_chunks(single_store, ceph, reader,
             + bytes(MiB))
     result = helpers.add_single(store, image_id, helpers.SlowReader(data),
                                 len(data))
-    check_stored(ceph, result, image_id, data)
+    helpers.check_stored(ceph, result, image_id, data)
     du = ceph.rbd('du', '--format', 'json', '%s/%s' % (helpers.POOL,
                                                        image_id))
     import json
@@ -129,7 +117,7 @@ def test_progress_disabled_writes_nothing(single_store, ceph, reader,
     data = helpers.payload(3 * MiB)
     result = helpers.add_single(store, image_id, helpers.SlowReader(data),
                                 len(data))
-    check_stored(ceph, result, image_id, data)
+    helpers.check_stored(ceph, result, image_id, data)
     assert reader.get(image_id) is None
 
 
@@ -158,7 +146,7 @@ def test_concurrent_unknown_size_uploads_one_process(single_store, ceph,
                        for i, d in sources.items()}
             results = {i: f.result() for i, f in futures.items()}
         for i, data in sources.items():
-            check_stored(ceph, results[i], i, data)
+            helpers.check_stored(ceph, results[i], i, data)
             record = helpers.wait_record(reader, i)
             assert (record.state, record.bytes) == ('stored', len(data))
     finally:
@@ -255,14 +243,3 @@ def test_source_error_reraised_after_cleanup(single_store, ceph, reader,
     record = helpers.wait_record(reader, image_id, state='failed')
     assert record.reason == 'source_error'
     assert record.bytes <= 3 * MiB
-
-
-def test_key_for_hostile_ids_is_safe_and_deterministic():
-    for image_id in ('with space', 'ctl\x01\n', 'ünïcode', 'x' * 300):
-        keys = records.keys_for(image_id, prefix='p:')
-        assert keys == records.keys_for(image_id, prefix='p:')
-        for key in keys.all():
-            assert len(key) <= 250
-            assert all(33 <= ord(c) <= 126 for c in key), key
-    assert records.keys_for('abc').uploading == 'abc_uploading_size'
-    assert records.keys_for('abc', 'ceph2').status == 'abc@ceph2_upload_status'

@@ -28,7 +28,7 @@ from glance_store import location
 from glance_progress_store import cli
 from glance_progress_store import reader as reader_mod
 from glance_progress_store import records
-from glance_progress_store import views as views_mod
+from glance_progress_store import states
 from tests import helpers
 from tests.helpers import MiB
 
@@ -142,6 +142,8 @@ def test_a_uuid_keeps_its_plain_key():
     image_id = str(uuid.uuid4())
     assert records.keys_for(image_id, None, PREFIX).status == (
         PREFIX + image_id + '_upload_status')
+    assert records.keys_for('abc').uploading == 'abc_uploading_size'
+    assert records.keys_for('abc', 'ceph2').status == 'abc@ceph2_upload_status'
 
 
 # --- Uploads through the store ---------------------------------------------
@@ -211,6 +213,6 @@ def test_failed_upload_with_a_hostile_id(single_store, ceph, live_memcached,
     code = cli.main(['show', image_id, '--servers', live_memcached.address,
                      '--prefix', PREFIX])
     out = capsys.readouterr().out
-    assert code == views_mod.EXIT_FAILED
+    assert code == states.EXIT_FAILED
     assert out.splitlines()[0] == image_id.split('\n')[0]
     assert 'state:    failed' in out and 'size_mismatch' in out

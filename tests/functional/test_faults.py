@@ -104,8 +104,7 @@ def test_memcached_down_upload_succeeds_and_record_written_later(
     result = helpers.add_single(store, image_id, helpers.SlowReader(data),
                                 len(data))
     elapsed = time.monotonic() - started
-    from tests.test_store import check_stored
-    check_stored(ceph, result, image_id, data)
+    helpers.check_stored(ceph, result, image_id, data)
     # the only wait memcached may cost: the final record's flush timeout
     assert elapsed < 5, elapsed
     live_memcached.start()
@@ -134,8 +133,7 @@ def test_memcached_frozen_mid_upload(single_store, ceph, live_memcached,
     finally:
         freezer.join()
         live_memcached.resume()
-    from tests.test_store import check_stored
-    check_stored(ceph, result, image_id, data)
+    helpers.check_stored(ceph, result, image_id, data)
     # The extra time is bounded by the final flush (socket timeout 0.3 s);
     # allow generous margin for a shared machine.
     assert elapsed - baseline < 3.0, (elapsed, baseline)

@@ -5,7 +5,6 @@ import concurrent.futures
 from glance_progress_store import records
 from tests import helpers
 from tests.helpers import MiB
-from tests.test_store import check_stored
 
 
 def test_each_backend_stores_in_its_pool(multi_store, ceph, reader,
@@ -15,7 +14,8 @@ def test_each_backend_stores_in_its_pool(multi_store, ceph, reader,
     data = helpers.payload(3 * MiB + 1)
     result = helpers.add_multi('ceph2', image_id, helpers.SlowReader(data),
                                len(data))
-    metadata = check_stored(ceph, result, image_id, data, pool=helpers.POOL2)
+    metadata = helpers.check_stored(ceph, result, image_id, data,
+                                    pool=helpers.POOL2)
     assert metadata == {'store': 'ceph2'}
     record = helpers.wait_record(reader, image_id, 'ceph2')
     assert (record.backend, record.bytes) == ('ceph2', len(data))
@@ -37,8 +37,8 @@ def test_same_image_into_two_backends_at_once(multi_store, ceph, reader,
                    for b, d in data.items()}
         results = {b: f.result() for b, f in futures.items()}
     for backend, pool_name in helpers.BACKENDS.items():
-        check_stored(ceph, results[backend], image_id, data[backend],
-                     pool=pool_name)
+        helpers.check_stored(ceph, results[backend], image_id, data[backend],
+                             pool=pool_name)
         record = helpers.wait_record(reader, image_id, backend)
         assert (record.state, record.bytes, record.total, record.backend) == (
             'stored', sizes[backend], sizes[backend], backend)

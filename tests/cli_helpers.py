@@ -1,0 +1,106 @@
+"""What the CLI tests share: records written as the store writes them,
+configuration files, and running ``glance-progress`` in-process."""
+
+import json
+import time
+
+from glance_progress_store import cli
+from glance_progress_store import progress
+from glance_progress_store import records
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+FIELDS = ['image_id', 'backend', 'state', 'bytes', 'total', 'percent',
+          'rate_bytes_per_s', 'eta_s', 'age_s', 'started_at', 'updated_at',
+          'reason', 'error']
+
+
+def record(state='uploading', nbytes=0, total=None, backend=None,
+           started_ago=10.0, updated_ago=0.0, reason=None):
+    now = time.time()
+    return records.ProgressRecord(state, nbytes, total, backend,
+                                  now - started_ago, now - updated_ago,
+                                  reason)
+
+
+def publish(address, image_id, rec, backend=None, prefix='', final=True):
+    """Write a record the way the store does, and wait until it is sent."""
+    publisher = progress.get_publisher([address], 0.5)
+    token = ('test-cli', prefix, image_id, backend)
+    keys = records.keys_for(image_id, backend, prefix)
+    publisher.submit(token, records.key_values(keys, rec), 600, final)
+    assert publisher.flush(token, 5)
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def show_json(capsys, *argv):
+    code, out, err = run(capsys, 'show', '--json', *argv)
+    return code, [json.loads(line) for line in out.splitlines()]
+
+
+def write_conf(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+MULTI = """\
+[DEFAULT]
+enabled_backends = ceph1:progress_rbd, ceph2:progress_rbd, local:file
+
+[glance_store]
+default_backend = ceph1
+
+[backend_defaults]
+progress_memcached_servers = {dead}
+
+[ceph1]
+rbd_store_pool = images
+progress_memcached_servers = {addr}
+
+[ceph2]
+rbd_store_pool = images2
+progress_memcached_servers = {addr2}
+progress_key_prefix = two:
+
+[local]
+filesystem_store_datadir = /tmp
+"""
+
+
+def publish_multi(address, image_id, rec, prefix=''):
+    """As the store does: the backend's keys and the plain keys."""
+    publish(address, image_id, rec, rec.backend, prefix)
+    publish(address, image_id, rec, None, prefix)
+
+
+MULTI_RBD = """\
+[DEFAULT]
+enabled_backends = ceph1:progress_rbd, ceph2:progress_rbd, local:file
+
+[glance_store]
+default_backend = ceph1
+
+[backend_defaults]
+rbd_store_ceph_conf = {conf}
+rbd_store_user = admin
+progress_memcached_servers = {addr}
+
+[ceph1]
+rbd_store_pool = images
+
+[ceph2]
+rbd_store_pool = images2
+progress_key_prefix = two:
+
+[local]
+filesystem_store_datadir = /tmp
+"""
+
+
+ORPHAN_FIELDS = ['pool', 'image', 'state', 'bytes', 'total', 'age_s',
+                 'record_state', 'reason', 'error']

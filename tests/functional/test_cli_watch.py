@@ -1,0 +1,253 @@
+"""glance-progress watch against the session's real memcached."""
+
+import contextlib
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import memcache
+
+from glance_progress_store import glance_config
+from glance_progress_store import records
+from glance_progress_store import states
+from glance_progress_store import watch
+from tests.cli_helpers import MiB
+from tests.cli_helpers import MULTI
+from tests.cli_helpers import publish
+from tests.cli_helpers import publish_multi
+from tests.cli_helpers import record
+from tests.cli_helpers import run
+from tests.cli_helpers import write_conf
+from tests import helpers
+
+import testbed  # on sys.path through conftest
+
+
+def parse_lines(out):
+    return [line.split(None, 7) for line in out.splitlines()
+            if not line.startswith('#')]
+
+
+def later(delay, function, *args, **kwargs):
+    timer = threading.Timer(delay, function, args, kwargs)
+    timer.start()
+    return timer
+
+
+def test_watch_until_stored(capsys, addr, image):
+    # the operator starts watching before the upload starts
+    started = time.time()
+
+    def upload():
+        for nbytes in (0, MiB, 3 * MiB):
+            publish(addr, image, records.ProgressRecord(
+                'uploading', nbytes, 4 * MiB, None, started, time.time()),
+                final=False)
+            time.sleep(0.2)
+        publish(addr, image, records.ProgressRecord(
+            'stored', 4 * MiB, 4 * MiB, None, started, time.time()))
+
+    timer = later(0.4, upload)
+    code, out, _ = run(capsys, 'watch', image, '--servers', addr,
+                       '--interval', 0.05, '--timeout', 30)
+    timer.join()
+    assert code == 0
+    lines = parse_lines(out)
+    assert lines[0] == [image, '-', 'waiting', '-', '-', '-', '-']
+    assert [line[2:4] for line in lines[1:]] == [
+        ['uploading', '0/4194304'], ['uploading', '1048576/4194304'],
+        ['uploading', '3145728/4194304'], ['stored', '4194304/4194304']]
+    assert lines[-1][4] == '100.0%' and lines[-1][5].endswith('B/s')
+
+
+def test_watch_failed(capsys, addr, image):
+    publish(addr, image, record(nbytes=MiB, total=4 * MiB), final=False)
+    timer = later(0.3, publish, addr, image, record(
+        state='failed', nbytes=2 * MiB, total=4 * MiB, reason='ceph_error'))
+    code, out, _ = run(capsys, 'watch', image, '--servers', addr,
+                       '--interval', 0.05, '--timeout', 30)
+    timer.join()
+    assert code == states.EXIT_FAILED
+    assert parse_lines(out)[-1][2:4] == ['failed', '2097152/4194304']
+    assert out.splitlines()[-1].endswith(' ceph_error')
+
+
+def test_watch_stalled(capsys, addr, image):
+    publish(addr, image, record(nbytes=MiB, total=4 * MiB,
+                                started_ago=7200, updated_ago=3600))
+    code, out, _ = run(capsys, 'watch', image, '--servers', addr,
+                       '--timeout', 30)
+    assert code == states.EXIT_STALLED
+    assert parse_lines(out) == [[image, '-', 'stalled', '1048576/4194304',
+                                 '25.0%', '291B/s', '-']]
+
+
+def test_watch_becomes_stalled_when_updates_stop(capsys, addr, image):
+    publish(addr, image, record(nbytes=MiB, total=4 * MiB))
+    code, out, _ = run(capsys, 'watch', image, '--servers', addr,
+                       '--interval', 0.1, '--stall-after', 0.5,
+                       '--timeout', 30)
+    assert code == states.EXIT_STALLED
+    assert [line[2] for line in parse_lines(out)] == ['uploading',
+                                                      'stalled']
+
+
+def test_watch_unknown_after_wait_start(capsys, addr, image):
+    begin = time.monotonic()
+    code, out, _ = run(capsys, 'watch', image, '--servers', addr,
+                       '--interval', 0.05, '--wait-start', 0.3)
+    assert code == states.EXIT_UNKNOWN
+    assert time.monotonic() - begin >= 0.3
+    assert [line[2] for line in parse_lines(out)] == ['waiting', 'unknown']
+
+
+def test_watch_timeout(capsys, addr, image):
+    publish(addr, image, record(nbytes=MiB, total=4 * MiB))
+    begin = time.monotonic()
+    code, out, _ = run(capsys, 'watch', image, '--servers', addr,
+                       '--interval', 0.05, '--timeout', 0.3)
+    assert code == states.EXIT_TIMEOUT
+    assert 0.3 <= time.monotonic() - begin < 5
+    assert out.splitlines()[-1] == '# timed out after 0s'
+
+
+def test_watch_several_images_waits_for_all(capsys, addr, image):
+    other = str(uuid.uuid4())
+    publish(addr, image, record(state='stored', nbytes=1, total=1))
+    publish(addr, other, record(nbytes=1, total=2), final=False)
+    timer = later(0.3, publish, addr, other,
+                  record(state='stored', nbytes=2, total=2))
+    code, out, _ = run(capsys, 'watch', image, other, '--servers', addr,
+                       '--interval', 0.05, '--timeout', 30)
+    timer.join()
+    assert code == 0
+    last = {line[0]: line[2] for line in parse_lines(out)}
+    assert last == {image: 'stored', other: 'stored'}
+
+
+def test_watch_multi_store_one_line_per_backend(capsys, addr, image,
+                                                tmp_path):
+    conf = write_conf(tmp_path / 'glance-api.conf', MULTI.format(
+        dead=addr, addr=addr, addr2=addr))
+    publish_multi(addr, image, record(state='stored', nbytes=5, total=5,
+                                      backend='ceph1'))
+    publish_multi(addr, image, record(state='failed', nbytes=1, total=5,
+                                      backend='ceph2', reason='x'),
+                  prefix='two:')
+    code, out, _ = run(capsys, 'watch', image, '--config-file', conf,
+                       '--timeout', 30)
+    assert code == states.EXIT_FAILED
+    assert sorted((line[1], line[2]) for line in parse_lines(out)) == [
+        ('ceph1', 'stored'), ('ceph2', 'failed')]
+
+
+def test_watch_pickled_value_is_bad(capsys, addr, image, tmp_path):
+    tripwire = helpers.Tripwire(tmp_path / 'pwned')
+    memcache.Client([addr]).set(records.keys_for(image).status, tripwire)
+    code, out, _ = run(capsys, 'watch', image, '--servers', addr,
+                       '--timeout', 30)
+    assert code == states.EXIT_UNKNOWN
+    line = parse_lines(out)[0]
+    assert line[2] == 'bad' and 'pickled' in line[7]
+    assert not tripwire.path.exists()
+
+
+def test_watch_memcached_unreachable(capsys, image):
+    begin = time.monotonic()
+    code, out, _ = run(capsys, 'watch', image, '--servers',
+                       '127.0.0.1:%d' % testbed.free_port(), '--timeout', 30)
+    assert code == states.EXIT_UNREACHABLE
+    assert time.monotonic() - begin < 10  # wrong servers: no waiting
+    line = parse_lines(out)[0]
+    assert line[2] == 'unreachable' and 'did not answer' in line[7]
+
+
+def test_watch_survives_a_memcached_restart(capsys, live_memcached,
+                                            image):
+    addr = live_memcached.address
+    publish(addr, image, record(nbytes=1, total=2), final=False)
+
+    def restart_then_store():
+        live_memcached.stop()
+        time.sleep(0.5)
+        live_memcached.start()
+        publish(addr, image, record(state='stored', nbytes=2, total=2))
+
+    timer = later(0.3, restart_then_store)
+    code, out, _ = run(capsys, 'watch', image, '--servers', addr,
+                       '--interval', 0.05, '--timeout', 30)
+    timer.join()
+    assert code == 0
+    states = [line[2] for line in parse_lines(out)]
+    assert states[0] == 'uploading' and states[-1] == 'stored'
+    assert 'unreachable' in states
+
+
+@contextlib.contextmanager
+def terminal(columns):
+    """A real pseudo-terminal of `columns` columns; yields (out, read)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                struct.pack('HHHH', 40, columns, 0, 0))
+    out = os.fdopen(slave, 'w', encoding='utf-8')
+
+    def read():
+        out.flush()
+        chunks = []
+        while select.select([master], [], [], 0.2)[0]:
+            chunks.append(os.read(master, 65536))
+        return b''.join(chunks).decode('utf-8', 'replace')
+    try:
+        yield out, read
+    finally:
+        out.close()
+        os.close(master)
+
+
+def watch_on(columns, addr, image):
+    publish(addr, image, record(state='stored', nbytes=3 * MiB,
+                                total=4 * MiB))
+    settings = glance_config.read_settings(servers=addr)
+    with terminal(columns) as (out, read):
+        assert watch.Watch(settings, [image], out).run() == 0
+        return read()
+
+
+def test_watch_on_a_terminal_draws_bars(addr, image):
+    text = watch_on(120, addr, image)
+    # a 30 character bar, 75% full
+    assert re.search(r'%s \|█{22}\S? *\| ' % image, text), text
+    assert 'stored  3.0 MiB / 4.0 MiB (75.0%)' in text
+
+
+def test_watch_on_a_terminal_of_unknown_width_prints_lines(addr, image):
+    # tqdm draws nothing in 0 columns (a pty without a window size)
+    text = watch_on(0, addr, image)
+    assert '%s - stored 3145728/4194304 75.0%%' % image in text, text
+
+
+def test_ctrl_c_exits_130_without_a_traceback(addr, image):
+    """An operator's Ctrl-C: SIGINT to a watch that would wait a while."""
+    publish(addr, image, record(nbytes=1, total=2), final=False)
+    watching = subprocess.Popen(
+        [sys.executable, '-m', 'glance_progress_store.cli', 'watch', image,
+         '--servers', addr, '--interval', '0.05'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watching.stdout.readline().split()[2] == 'uploading'
+        watching.send_signal(signal.SIGINT)
+        out, err = watching.communicate(timeout=30)
+    finally:
+        watching.kill()
+    assert watching.returncode == states.EXIT_INTERRUPTED == 130
+    assert 'Traceback' not in err, err

@@ -1,0 +1,35 @@
+"""The progress publisher against a real memcached, across a fork."""
+
+import os
+import uuid
+
+from glance_progress_store import progress
+from glance_progress_store import records
+
+
+def test_publisher_survives_fork(live_memcached, reader):
+    # uWSGI forks workers after the master imported (and maybe used) the
+    # store: the child must publish through its own thread and client.
+    publisher = progress.get_publisher([live_memcached.address], 0.5)
+    parent_id = str(uuid.uuid4())
+    record = records.ProgressRecord('stored', 1, 1, None, 1.0, 1.0)
+    keys = records.keys_for(parent_id)
+    publisher.submit(('', parent_id, None), records.key_values(keys, record),
+                     60, final=True)
+    assert publisher.flush(('', parent_id, None), 5)
+    child_id = str(uuid.uuid4())
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            child = progress.get_publisher([live_memcached.address], 0.5)
+            ok = child is not publisher
+            child.submit(('', child_id, None),
+                         records.key_values(records.keys_for(child_id),
+                                            record), 60, final=True)
+            ok = ok and child.flush(('', child_id, None), 5)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert reader.get(child_id) == record
+    assert reader.get(parent_id) == record
