@@ -142,11 +142,12 @@ class Publisher(object):
                 self._thread.start()
             self._cond.notify()
 
-    def flush(self, token, timeout):
+    def flush(self, token, timeout, skip_down=False):
         """Wait, at most `timeout` s, until `token`'s state is sent.
 
-        Returns False at once for the keys of a server that is known to
-        be down: they are retried in the background.
+        With ``skip_down`` (the end of an upload), the keys of a server
+        known to be down are not waited for: they are retried in the
+        background, and the upload does not pay the timeout for them.
         """
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -155,7 +156,7 @@ class Publisher(object):
                 waiting = [lane for lane in self._lanes
                            if token in lane.in_flight or (
                                token in lane.pending and
-                               not lane.needs_probe)]
+                               not (skip_down and lane.needs_probe))]
                 if not waiting:
                     return not any(token in lane.pending
                                    for lane in self._lanes)
@@ -373,4 +374,5 @@ class UploadProgress:
             values.update(records.key_values(keys, record))
         self._publisher.submit(self._token, values, self._config.ttl, final)
         if final:
-            self._publisher.flush(self._token, self._config.socket_timeout)
+            self._publisher.flush(self._token, self._config.socket_timeout,
+                                  skip_down=True)

@@ -29,7 +29,7 @@ def publish(address, image_id, rec, backend=None, prefix='', final=True):
     token = ('test-cli', prefix, image_id, backend)
     keys = records.keys_for(image_id, backend, prefix)
     publisher.submit(token, records.key_values(keys, rec), 600, final)
-    assert publisher.flush(token, 5)
+    assert publisher.flush(token, 10)  # a restarted server: probe, settle
 
 
 def run(capsys, *argv):

@@ -253,7 +253,7 @@ def test_orphans_memcached_unreachable(capsys, ceph, rbd_image):
     assert code == states.EXIT_UNREACHABLE
     item = by_image(found)[name]
     assert item['state'] == 'unreachable'
-    assert '%s did not answer' % dead in item['error']
+    assert '%s refused the connection' % dead in item['error']
 
 
 def test_orphans_failed_store_cleanup_is_found(capsys, ceph, addr, image,

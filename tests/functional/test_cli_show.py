@@ -135,7 +135,7 @@ def test_show_memcached_unreachable(capsys, image):
     code, out, _ = run(capsys, 'show', image, '--servers', dead)
     assert code == states.EXIT_UNREACHABLE
     assert 'state:    unreachable' in out
-    assert '%s did not answer' % dead in out
+    assert '%s refused the connection' % dead in out
 
 
 def test_show_stopped_memcached_is_unreachable(capsys, live_memcached,

@@ -165,7 +165,7 @@ def test_watch_memcached_unreachable(capsys, image):
     assert code == states.EXIT_UNREACHABLE
     assert time.monotonic() - begin < 10  # wrong servers: no waiting
     line = parse_lines(out)[0]
-    assert line[2] == 'unreachable' and 'did not answer' in line[7]
+    assert line[2] == 'unreachable' and 'refused the connection' in line[7]
 
 
 def test_watch_survives_a_memcached_restart(capsys, live_memcached,

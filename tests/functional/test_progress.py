@@ -16,7 +16,7 @@ def test_publisher_survives_fork(live_memcached, reader):
     keys = records.keys_for(parent_id)
     publisher.submit(('', parent_id, None), records.key_values(keys, record),
                      60, final=True)
-    assert publisher.flush(('', parent_id, None), 5)
+    assert publisher.flush(('', parent_id, None), 10)
     child_id = str(uuid.uuid4())
     pid = os.fork()
     if pid == 0:  # child
