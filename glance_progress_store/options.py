@@ -151,6 +151,48 @@ Related options:
 
 OPTIONS = PROGRESS_OPTS + PIPELINE_OPTS
 
+# The glance-api paste filter (glance_progress_store.middleware) reads the
+# memcached servers and prefix of the stores above; these are its own.
+FILTER_GROUP = 'upload_progress'
+FILTER_OPTS = [
+    cfg.FloatOpt('stall_after',
+                 default=60.0,
+                 min=0.0,
+                 help="""
+Seconds without an update after which an upload is reported stalled.
+
+``GET /v2/images/{image_id}/progress`` reports an upload that is still
+``uploading`` or ``finalizing`` but has not been updated for this long
+with ``state`` ``stalled`` and ``stalled`` true: its glance-api worker
+died, or Ceph stopped taking writes. Keep it above
+``progress_min_interval``. It assumes the clocks of the glance-api nodes
+agree.
+
+Possible values:
+    * 0 or a positive number of seconds
+
+Related options:
+    * progress_min_interval
+
+"""),
+    cfg.FloatOpt('memcached_socket_timeout',
+                 default=1.0,
+                 min=0.05,
+                 help="""
+Timeout, in seconds, of the progress endpoint's memcached reads.
+
+A memcached that does not answer within it makes the endpoint answer
+503 instead of holding the request.
+
+Possible values:
+    * A positive number of seconds
+
+Related options:
+    * progress_memcached_servers
+
+"""),
+]
+
 
 def list_opts():
     """Entry point for oslo-config-generator (``oslo.config.opts``).
@@ -158,4 +200,5 @@ def list_opts():
     The stock RBD options come first: a progress_rbd backend's section
     holds both.
     """
-    return [('glance_store', rbd_driver.Store.OPTIONS + OPTIONS)]
+    return [('glance_store', rbd_driver.Store.OPTIONS + OPTIONS),
+            (FILTER_GROUP, FILTER_OPTS)]

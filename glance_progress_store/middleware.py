@@ -1,0 +1,223 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""``GET /v2/images/{image_id}/progress``: upload progress through glance.
+
+A paste filter for glance-api's pipeline, after ``context``::
+
+    [filter:upload_progress]
+    paste.filter_factory = glance_progress_store.middleware:UploadProgressFilter.factory
+
+It answers only ``GET`` and ``HEAD`` of that path; every other request
+goes to glance untouched, its body never read. Whether the caller may
+see the image is glance's own decision: the filter sends ``GET
+/v2/images/{image_id}`` down the rest of the pipeline with the caller's
+request context, and answers glance's own response (404, 403, ...)
+unless it is a 200, so the endpoint never tells more than image-show.
+
+The records are read from the memcached servers and key prefix of
+glance-api's own configuration, as ``glance-progress`` reads them
+(:mod:`glance_progress_store.glance_config`), once per process: uWSGI
+loads the application, then forks its workers.
+"""  # noqa: E501
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import threading
+import time
+
+from oslo_config import cfg
+import webob
+import webob.exc
+
+from glance_progress_store import glance_config
+from glance_progress_store import options
+from glance_progress_store import reader as reader_mod
+from glance_progress_store import records
+from glance_progress_store import states
+from glance_progress_store import views
+
+LOG = logging.getLogger(__name__)
+
+# The header on every answer of the endpoint: a glance without the filter
+# answers the same path with its router's plain 404.
+HEADER = 'OpenStack-Upload-Progress'
+# After versionnegotiation, any /v2.N/ path is /v2/. The id is anything
+# without a slash, as glance's router takes it.
+_PATH = re.compile(r'\A/v2/images/([^/]+)/progress/?\Z')
+_METHODS = ('GET', 'HEAD')
+
+CONF = cfg.CONF
+CONF.register_opts(options.FILTER_OPTS, group=options.FILTER_GROUP)
+
+
+class _ProcessState:
+    """Where this process reads records, with one reader per thread."""
+
+    def __init__(self, conf):
+        group = conf[options.FILTER_GROUP]
+        self.stall_after = group.stall_after
+        self.socket_timeout = group.memcached_socket_timeout
+        files = [f for f in conf.config_file or () if os.path.isfile(f)]
+        dirs = [d for d in ([conf.config_dir] if conf.config_dir else [])
+                if os.path.isdir(d)]
+        self.settings = glance_config.read_settings(
+            files, dirs, warn=lambda text: LOG.warning('%s', text))
+        self._local = threading.local()
+
+    def reader(self, source):
+        readers = self._local.__dict__.setdefault('readers', {})
+        found = readers.get(source)
+        if found is None:
+            found = readers[source] = reader_mod.ProgressReader(
+                source.servers, source.prefix, self.socket_timeout)
+        return found
+
+
+_STATE = {}
+_STATE_LOCK = threading.Lock()
+
+
+def _process_state():
+    with _STATE_LOCK:
+        state = _STATE.get(os.getpid())
+        if state is None:
+            _STATE.clear()  # a forked worker: not its parent's readers
+            state = _STATE[os.getpid()] = _ProcessState(CONF)
+        return state
+
+
+class Unavailable(Exception):
+    """memcached did not answer: a 503."""
+
+
+class UploadProgressFilter:
+    """Serves the progress endpoint; holds no per-request state."""
+
+    def __init__(self, application):
+        self.application = application
+
+    @classmethod
+    def factory(cls, global_conf, **local_conf):
+        """paste.filter_factory."""
+        def make_filter(application):
+            return cls(application)
+        return make_filter
+
+    def __call__(self, environ, start_response):
+        match = _PATH.match(environ.get('PATH_INFO', ''))
+        if match is None or environ.get('REQUEST_METHOD') not in _METHODS:
+            return self.application(environ, start_response)
+        request = webob.Request(environ)
+        response = self._progress(request, match.group(1))
+        response.headers[HEADER] = '1'
+        return response(environ, start_response)
+
+    def _progress(self, request, image_id):
+        image = self._glance_image(request, image_id)
+        if image.status_int != 200:
+            return image  # glance's own answer: 404 for an unseen image
+        try:
+            image_status = json.loads(image.body)['status']
+        except (ValueError, KeyError, TypeError):
+            LOG.error('glance answered image-show of %s with a body that '
+                      'is not an image', image_id)
+            return _error(webob.exc.HTTPBadGateway,
+                          'glance returned an unexpected image body')
+        try:
+            state = _process_state()
+        except glance_config.ConfigError as e:
+            LOG.error('Upload progress: cannot read glance-api\'s '
+                      'configuration: %s', e)
+            return _error(webob.exc.HTTPServiceUnavailable,
+                          'upload progress is not configured: %s' % e)
+        backend = request.GET.get('backend')
+        if backend is not None and backend not in state.settings.backends:
+            return _error(webob.exc.HTTPBadRequest,
+                          'backend %r is not a progress_rbd backend of this '
+                          'glance' % backend)
+        try:
+            body = self._body(state, image_id, image_status, backend)
+        except Unavailable as e:
+            return _error(webob.exc.HTTPServiceUnavailable, str(e))
+        response = webob.Response(
+            json.dumps(body), content_type='application/json',
+            charset='utf-8')
+        response.cache_control = 'no-cache'
+        return response
+
+    def _glance_image(self, request, image_id):
+        """glance's image-show for the caller, through the pipeline."""
+        environ = dict(request.environ)
+        environ.update({
+            'REQUEST_METHOD': 'GET',
+            'PATH_INFO': '/v2/images/%s' % image_id,
+            'QUERY_STRING': '',
+            'CONTENT_LENGTH': '0',
+        })
+        environ.pop('CONTENT_TYPE', None)
+        environ.pop('HTTP_ACCEPT', None)
+        sub = webob.Request(environ)
+        sub.body = b''
+        return sub.get_response(self.application)
+
+    def _body(self, state, image_id, image_status, backend):
+        settings = state.settings
+        if backend is not None:
+            targets = [(backend, settings.backends[backend])]
+        else:
+            targets = [(None, s) for s in settings.plain_sources[:1]]
+            targets += sorted(settings.backends.items())
+        now = time.time()
+        found = {}
+        for name, source in targets:
+            found[name] = self._read(state, source, image_id, name, now)
+        first = found[targets[0][0]]
+        body = _fields(first, image_status)
+        if backend is None and settings.backends:
+            body['backends'] = {
+                name: _fields(view, image_status)
+                for name, view in found.items()
+                if name is not None and view.state != states.UNKNOWN}
+        return body
+
+    def _read(self, state, source, image_id, backend, now):
+        try:
+            record = state.reader(source).get(image_id, backend)
+        except records.BadRecord as e:
+            return views.error_view(image_id, backend, states.BAD, str(e))
+        except reader_mod.MemcachedUnavailable as e:
+            LOG.warning('Upload progress of %s: %s', image_id, e)
+            raise Unavailable('upload progress is unavailable: %s' % e)
+        return views.view_of(image_id, backend, record, now,
+                             state.stall_after)
+
+
+def _fields(view, image_status):
+    """The fields of ``glance-progress show --json`` and two more."""
+    data = dataclasses.asdict(view)
+    data['image_status'] = image_status
+    data['stalled'] = view.state == states.STALLED
+    return data
+
+
+def _error(kind, message):
+    response = kind()
+    response.content_type = 'application/json'
+    response.charset = 'utf-8'
+    response.body = json.dumps({'error': {
+        'code': response.status_int, 'title': response.status.split(' ', 1)[1],
+        'message': message}}).encode('utf-8')
+    return response
