@@ -44,9 +44,8 @@ def memcached():
 @pytest.fixture
 def live_memcached(memcached):
     """The session's memcached, brought back up if a test stopped it."""
-    yield memcached
-    memcached.start()  # no-op when it is running
-    memcached.resume()
+    with helpers.kept_running(memcached) as server:
+        yield server
 
 
 @pytest.fixture
