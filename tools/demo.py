@@ -124,19 +124,21 @@ def _demo(args, local, size, started):
 def _rates(size, seconds, record):
     """The two rates of the demo, in the same units, each saying what it
     measures: they differ by what each clock includes."""
-    lines = ['  through glance-api: %.0f MiB/s = %.0f B/s, by the client\'s '
-             'clock: %.2f s from\n'
-             '                      its first byte sent to glance\'s answer'
+    lines = ['  through glance-api: %.0f MiB/s (%.0f B/s): %.2f s by the '
+             'client\'s clock,\n'
+             '                      from the start of its PUT to glance\'s '
+             'answer'
              % (size / MiB / seconds, size / seconds, seconds)]
     rate = record.get('rate_bytes_per_s')
     if rate:
         store_seconds = record['updated_at'] - record['started_at']
         lines.append(
-            '  in the store:       %.0f MiB/s = %.0f B/s, the watch lines\' '
-            'rate: bytes over %.2f s\n'
+            '  in the store:       %.0f MiB/s (%.0f B/s): the watch lines\' '
+            'rate, %.2f s\n'
             '                      from the store\'s add() to its last '
-            'record (glance\'s own work\n'
-            '                      before and after the store is not in it)'
+            'record; glance\'s\n'
+            '                      own work before and after the store is '
+            'not in it'
             % (rate / MiB, rate, store_seconds))
     return '\n'.join(lines)
 
