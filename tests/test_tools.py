@@ -61,6 +61,15 @@ def test_down_where_nothing_ever_ran(tmp_path, command):
         '', 'nothing running in %s\n' % tmp_path)
 
 
+def test_down_with_an_unreadable_state_file(tmp_path):
+    (tmp_path / stack.STATE_FILE).write_text('{"processes": [')
+    out = cli(TOOLS / 'glance_stack.py', 'down', '--workdir', tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith('unreadable %s/%s: ' % (tmp_path,
+                                                         stack.STATE_FILE))
+    assert len(out.stderr.splitlines()) == 1
+
+
 def test_up_then_down_twice(tmp_path):
     workdir = tmp_path / 'tb'
     up = cli(TOOLS / 'testbed', 'up', '--workdir', workdir)

@@ -8,8 +8,9 @@ progress record says, read the way operators read it (ProgressReader).
 
 The faults would disturb the session's fixtures, so this module boots its
 own Ceph cluster (with a mgr: pool quotas need one), memcached and
-glance-api stacks, and stops them at the end. The figures the tests
-measure are printed (pytest -s shows them).
+glance-api stacks, and stops them at the end (the fixtures are in
+tests/e2e/conftest.py, the helpers in tests/e2e/helpers.py). The figures
+the tests measure are printed (pytest -s shows them).
 """
 
 import base64

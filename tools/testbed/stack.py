@@ -184,6 +184,8 @@ def load_state(workdir):
             return json.load(f)
     except FileNotFoundError:
         return None
+    except ValueError as exc:
+        raise RuntimeError("unreadable %s: %s" % (state_path(workdir), exc))
 
 
 def owned(process):
@@ -224,7 +226,7 @@ def down(workdir):
     return stopped
 
 
-def down_main(workdir, out=sys.stdout):
+def down_main(workdir, out=None):
     """`down` of the CLIs: one line either way, exit status 1 when
     nothing was running."""
     try:
@@ -233,5 +235,6 @@ def down_main(workdir, out=sys.stdout):
         print(exc, file=sys.stderr)
         return 1
     print("stopped %s in %s"
-          % (", ".join(stopped), os.path.abspath(workdir)), file=out)
+          % (", ".join(stopped), os.path.abspath(workdir)),
+          file=out or sys.stdout)
     return 0
