@@ -1,6 +1,6 @@
 """Session fixtures: a real one-node Ceph cluster and a real memcached.
 
-Both are started once per test session by tools/testbed.py on loopback,
+Both are started once per test session by tools/testbed on loopback,
 only when a test asks for them (tests/unit never does), and stopped at
 the end; tests delete what they create so the memstore OSD never fills up.
 """
@@ -54,9 +54,8 @@ def memcached():
 @pytest.fixture
 def live_memcached(memcached):
     """The session's memcached, brought back up if a test stopped it."""
-    yield memcached
-    memcached.start()  # no-op when it is running
-    memcached.resume()
+    with helpers.kept_running(memcached) as server:
+        yield server
 
 
 @pytest.fixture

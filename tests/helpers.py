@@ -97,6 +97,15 @@ def multi_store_conf(ceph, memcached):
                 conf.clear_override(name, group=backend)
 
 
+@contextlib.contextmanager
+def kept_running(memcached):
+    """Yields a testbed.Memcached; afterwards it runs and answers again,
+    whatever the test did to it (stopped, killed, paused)."""
+    yield memcached
+    memcached.start()  # no-op when it runs
+    memcached.resume()
+
+
 def add_single(store, image_id, data, size, verifier=None):
     """Upload through glance_store's own single-store entry point."""
     return glance_store.add_to_backend_with_multihash(

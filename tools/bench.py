@@ -29,6 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import testbed  # noqa: E402
+from testbed import procs  # noqa: E402
+from testbed.sizes import human  # noqa: E402
+from testbed.sizes import parse_size  # noqa: E402
 
 MiB = 1024 * 1024
 POOL = 'bench'
@@ -40,21 +43,6 @@ TARGETS = {
     'progress_cost': 0.02,  # progress on costs at most 2 % vs off
     'rss_growth': 0.10,     # peak RSS, largest vs smallest size
 }
-
-
-def parse_size(text):
-    units = {'K': 1024, 'M': MiB, 'G': 1024 * MiB}
-    text = text.strip().upper()
-    if text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
-
-
-def human(size):
-    for unit, factor in (('GiB', 1024 * MiB), ('MiB', MiB)):
-        if size >= factor and size % factor == 0:
-            return '%d %s' % (size // factor, unit)
-    return '%d B' % size
 
 
 # -- one upload, in its own process -----------------------------------------
@@ -117,12 +105,6 @@ def _cpu_seconds(who):
     return usage.ru_utime + usage.ru_stime
 
 
-def _process_cpu_seconds(pid):
-    with open('/proc/%d/stat' % pid) as f:
-        fields = f.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-
-
 # -- the benchmark -----------------------------------------------------------
 
 def make_source(path, size):
@@ -145,11 +127,11 @@ def measure_add(args, ceph, memcached, source, driver, known, progress):
         cmd.append('--known')
     if args.in_flight:
         cmd += ['--in-flight', str(args.in_flight)]
-    osd_before = _process_cpu_seconds(ceph.osd_pid)
+    osd_before = procs.cpu_seconds(ceph.osd_pid)
     try:
         out = subprocess.run(cmd, check=True, capture_output=True,
                              text=True, timeout=3600).stdout
-        osd = _process_cpu_seconds(ceph.osd_pid) - osd_before
+        osd = procs.cpu_seconds(ceph.osd_pid) - osd_before
     finally:
         remove_image(ceph, image_id)
     return dict(json.loads(out), osd_cpu=osd)
@@ -157,7 +139,7 @@ def measure_add(args, ceph, memcached, source, driver, known, progress):
 
 def measure_import(ceph, source):
     image_id = str(uuid.uuid4())
-    osd_before = _process_cpu_seconds(ceph.osd_pid)
+    osd_before = procs.cpu_seconds(ceph.osd_pid)
     cpu_before = _cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     ceph.rbd('import', '--image-format', '2', '--object-size',
@@ -165,7 +147,7 @@ def measure_import(ceph, source):
              timeout=3600)
     elapsed = time.perf_counter() - started
     cpu = _cpu_seconds(resource.RUSAGE_CHILDREN) - cpu_before
-    osd = _process_cpu_seconds(ceph.osd_pid) - osd_before
+    osd = procs.cpu_seconds(ceph.osd_pid) - osd_before
     remove_image(ceph, image_id)
     return {'seconds': elapsed, 'cpu': cpu, 'osd_cpu': osd}
 
@@ -209,11 +191,10 @@ def run_bench(args):
     rows = {}
     with tempfile.TemporaryDirectory(prefix='gps-bench-',
                                      dir=args.workdir) as workdir:
-        with testbed.CephCluster(
-                os.path.join(workdir, 'ceph'),
-                memstore_bytes=max(sizes) * 2 + 2 * 1024 * MiB) as ceph, \
-                testbed.Memcached() as memcached:
-            ceph.create_pool(POOL)
+        with testbed.LocalStack(
+                workdir, pools=(POOL,),
+                memstore_bytes=max(sizes) * 2 + 2 * 1024 * MiB) as local:
+            ceph, memcached = local.ceph, local.memcached
             for size in sizes:
                 source = os.path.join(workdir, 'source-%d' % size)
                 make_source(source, size)
@@ -337,40 +318,29 @@ def run_glance_bench(args):
     Both stacks run side by side on one cluster (one uWSGI worker each) and
     take turns uploading the same file with python-glanceclient.
     """
-    import glance_stack
     sizes = [parse_size(s) for s in args.sizes.split(',')]
     results = {}
     with tempfile.TemporaryDirectory(prefix='gps-bench-glance-',
                                      dir=args.workdir) as workdir:
-        with testbed.CephCluster(
-                os.path.join(workdir, 'ceph'),
-                memstore_bytes=max(sizes) * 2 + 2 * 1024 * MiB) as ceph, \
-                testbed.Memcached() as memcached:
-            ceph.create_pool(testbed.DEFAULT_POOL)
-            stacks = {
-                driver: glance_stack.GlanceAPI(
-                    os.path.join(workdir, driver), ceph, memcached.address,
-                    driver=driver, workers=1)
-                for driver in ('rbd', 'progress_rbd')}
-            try:
-                for api in stacks.values():
-                    api.start()
-                for size in sizes:
-                    source = os.path.join(workdir, 'source')
-                    make_source(source, size)
-                    for run in range(args.runs):
-                        for driver, api in stacks.items():
-                            seconds = _glance_upload(api, source, size)
-                            results.setdefault((size, driver), []).append(
-                                size / MiB / seconds)
-                            print('  glance-api + %-13s %-8s run %d: %7.1f '
-                                  'MiB/s' % (driver, human(size), run + 1,
-                                             results[size, driver][-1]),
-                                  file=sys.stderr)
-                    os.unlink(source)
-            finally:
-                for api in stacks.values():
-                    api.stop()
+        with testbed.LocalStack(
+                workdir,
+                memstore_bytes=max(sizes) * 2 + 2 * 1024 * MiB) as local:
+            stacks = {driver: local.add_glance(driver, driver=driver,
+                                               workers=1)
+                      for driver in ('rbd', 'progress_rbd')}
+            for size in sizes:
+                source = os.path.join(workdir, 'source')
+                make_source(source, size)
+                for run in range(args.runs):
+                    for driver, api in stacks.items():
+                        seconds = _glance_upload(api, source, size)
+                        results.setdefault((size, driver), []).append(
+                            size / MiB / seconds)
+                        print('  glance-api + %-13s %-8s run %d: %7.1f '
+                              'MiB/s' % (driver, human(size), run + 1,
+                                         results[size, driver][-1]),
+                              file=sys.stderr)
+                os.unlink(source)
     missed = []
     print('\n| size | through glance-api | MiB/s (median) | x stock |')
     print('|---|---|---:|---:|')

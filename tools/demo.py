@@ -11,7 +11,9 @@ checksum, its RBD location and the final progress record. Run it through
 
 import argparse
 import hashlib
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,18 +24,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import glance_stack  # noqa: E402
 import testbed  # noqa: E402
+from testbed import cli as testbed_cli  # noqa: E402
 
-MiB = 1024 * 1024
-
-
-def parse_size(text):
-    units = {'K': 1024, 'M': MiB, 'G': 1024 * MiB}
-    text = text.strip().upper().rstrip('IB')
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+MiB = testbed.sizes.MiB
 
 
 def make_image(path, size):
@@ -57,75 +51,96 @@ def glance_progress(*args):
 
 
 def run(args):
-    workdir = args.workdir or tempfile.mkdtemp(prefix='glance-progress-demo-')
-    size = parse_size(args.size)
-    ceph = testbed.CephCluster(os.path.join(workdir, 'ceph'),
-                               memstore_bytes=size * 2 + 4 * 1024 * MiB)
-    memcached = testbed.Memcached()
-    api = None
-    keep = False
+    workdir = os.path.abspath(
+        args.workdir or tempfile.mkdtemp(prefix='glance-progress-demo-'))
+    testbed_cli.refuse_if_running(workdir)
+    size = testbed.parse_size(args.size)
+    local = testbed.LocalStack(workdir, memstore_bytes=size * 2 + 4096 * MiB,
+                               glance={})
     try:
         started = time.monotonic()
-        ceph.start()
-        ceph.create_pool(testbed.DEFAULT_POOL)
-        memcached.start()
-        api = glance_stack.GlanceAPI(workdir, ceph, memcached.address)
-        api.start()
-        print('local stack up in %.0f s: Ceph %s, memcached %s, glance-api '
-              '%s (stores = progress_rbd)' % (
-                  time.monotonic() - started, ceph.mon_addr,
-                  memcached.address, api.url))
-
-        path = os.path.join(workdir, 'demo.raw')
-        print('generating a %s image ...' % args.size)
-        md5, sha512 = make_image(path, size)
-
-        client = api.client()
-        image = client.images.create(name='progress-demo', disk_format='raw',
-                                     container_format='bare')
-        print('uploading image %s with python-glanceclient; '
-              'glance-progress watch follows it:\n' % image['id'])
-        upload = _Upload(client, image['id'], path, size)
-        upload.start()
-        watch = subprocess.run(glance_progress(
-            'watch', image['id'], '--servers', memcached.address,
-            '--interval', '0.25'))
-        upload.join()
-        if upload.error is not None:
-            raise upload.error
-
-        image = client.images.get(image['id'])
-        print('\nimage %s is %s: %d bytes in %.1f s (%.0f MiB/s through '
-              'glance-api)' % (image['id'], image['status'], image['size'],
-                               upload.seconds,
-                               image['size'] / MiB / upload.seconds))
-        print('  checksum (md5):  %s %s' % (
-            image['checksum'], 'OK' if image['checksum'] == md5 else
-            'MISMATCH, expected %s' % md5))
-        print('  os_hash_value:   %s... (%s) %s' % (
-            image['os_hash_value'][:32], image['os_hash_algo'],
-            'OK' if image['os_hash_value'] == sha512 else 'MISMATCH'))
-        print('  RBD location:    %s' % image['direct_url'])
-        print('  in Ceph:         %s' % ceph.rbd(
-            'info', '%s/%s' % (testbed.DEFAULT_POOL, image['id'])
-        ).splitlines()[1].strip())
-        print('\nfinal progress record (glance-progress show --json):')
-        sys.stdout.flush()
-        subprocess.run(glance_progress('show', image['id'], '--json',
-                                       '--servers', memcached.address))
-        ok = (watch.returncode == 0 and image['status'] == 'active' and
-              image['checksum'] == md5 and image['os_hash_value'] == sha512)
-        if args.keep:
-            keep = True
-            _print_keep(api, ceph, memcached, workdir)
+        with local:
+            ok = _demo(args, local, size, started)
+            if args.keep:
+                local.keep()
+                _print_keep(local)
         return 0 if ok else 1
     finally:
-        if not keep:
-            for service in (api, memcached, ceph):
-                if service is not None:
-                    service.stop()
-            if not args.workdir:
-                shutil.rmtree(workdir, ignore_errors=True)
+        if not args.keep and not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _demo(args, local, size, started):
+    """Upload, watch and check; True if everything matched."""
+    api, ceph, memcached = local.api, local.ceph, local.memcached
+    print('local stack up in %.0f s: Ceph %s, memcached %s, glance-api '
+          '%s (stores = progress_rbd)' % (
+              time.monotonic() - started, ceph.mon_addr,
+              memcached.address, api.url))
+
+    path = os.path.join(local.workdir, 'demo.raw')
+    print('generating a %s image ...' % args.size)
+    md5, sha512 = make_image(path, size)
+
+    client = api.client()
+    image = client.images.create(name='progress-demo', disk_format='raw',
+                                 container_format='bare')
+    print('uploading image %s with python-glanceclient; '
+          'glance-progress watch follows it:\n' % image['id'])
+    upload = _Upload(client, image['id'], path, size)
+    upload.start()
+    watch = subprocess.run(glance_progress(
+        'watch', image['id'], '--servers', memcached.address,
+        '--interval', '0.25'))
+    upload.join()
+    if upload.error is not None:
+        raise upload.error
+
+    image = client.images.get(image['id'])
+    show = subprocess.run(glance_progress('show', image['id'], '--json',
+                                          '--servers', memcached.address),
+                          stdout=subprocess.PIPE, text=True)
+    record = json.loads(show.stdout) if show.returncode == 0 else {}
+    print('\nimage %s is %s: %d bytes' % (image['id'], image['status'],
+                                          image['size']))
+    print(_rates(image['size'], upload.seconds, record))
+    print('  checksum (md5):  %s %s' % (
+        image['checksum'], 'OK' if image['checksum'] == md5 else
+        'MISMATCH, expected %s' % md5))
+    print('  os_hash_value:   %s... (%s) %s' % (
+        image['os_hash_value'][:32], image['os_hash_algo'],
+        'OK' if image['os_hash_value'] == sha512 else 'MISMATCH'))
+    print('  RBD location:    %s' % image['direct_url'])
+    print('  in Ceph:         %s' % ceph.rbd(
+        'info', '%s/%s' % (testbed.DEFAULT_POOL, image['id'])
+    ).splitlines()[1].strip())
+    print('\nfinal progress record (glance-progress show --json):')
+    print(show.stdout.rstrip())
+    return (watch.returncode == 0 and show.returncode == 0 and
+            image['status'] == 'active' and image['checksum'] == md5 and
+            image['os_hash_value'] == sha512)
+
+
+def _rates(size, seconds, record):
+    """The two rates of the demo, in the same units, each saying what it
+    measures: they differ by what each clock includes."""
+    lines = ['  through glance-api: %.0f MiB/s (%.0f B/s): %.2f s by the '
+             'client\'s clock,\n'
+             '                      from the start of its PUT to glance\'s '
+             'answer'
+             % (size / MiB / seconds, size / seconds, seconds)]
+    rate = record.get('rate_bytes_per_s')
+    if rate:
+        store_seconds = record['updated_at'] - record['started_at']
+        lines.append(
+            '  in the store:       %.0f MiB/s (%.0f B/s): the watch lines\' '
+            'rate, %.2f s\n'
+            '                      from the store\'s add() to its last '
+            'record; glance\'s\n'
+            '                      own work before and after the store is '
+            'not in it'
+            % (rate / MiB, rate, store_seconds))
+    return '\n'.join(lines)
 
 
 class _Upload(threading.Thread):
@@ -147,20 +162,54 @@ class _Upload(threading.Thread):
         self.seconds = time.monotonic() - started
 
 
-def _print_keep(api, ceph, memcached, workdir):
-    glance_stack.write_state(workdir, ceph, memcached, api)
+def _print_keep(local):
+    """How to use the stack left running, what it costs, how to stop it
+    and clean up: absolute paths, so it works from any directory."""
+    api, ceph, memcached = local.api, local.ceph, local.memcached
+    memstore, rss = local.held_bytes()
+    try:
+        stored = json.loads(ceph.rbd(
+            'du', '-p', testbed.DEFAULT_POOL, '--format', 'json'))[
+                'total_used_size']
+        stored = testbed.sizes.approx(stored)
+    except (RuntimeError, ValueError, KeyError):
+        stored = 'unknown'
     env = ' '.join('%s=%s' % kv for kv in sorted(api.cli_env().items()))
-    venv_bin = os.path.dirname(sys.executable)
-    print('\nThe stack is still running (--keep). Use it with:\n'
+    python = os.path.abspath(sys.executable)
+    venv_bin = os.path.dirname(python)
+    print('\nThe stack is still running (--keep). It holds:\n'
+          '  RAM:  up to %s for the OSD\'s memstore (Ceph keeps the data '
+          'in RAM);\n'
+          '        ceph-osd uses %s now, images stored: %s\n'
+          '  disk: %s in %s (the generated image, logs, glance\'s database)\n'
+          'Use it with:\n'
           '  export %s\n'
           '  %s/glance image-create --name x --disk-format raw '
           '--container-format bare --file FILE --progress\n'
           '  %s/glance-progress watch IMAGE_ID --servers %s\n'
-          '  rbd -c %s ls images\n'
+          '  rbd -c %s ls %s\n'
           'Stop it with:\n'
-          '  %s tools/glance_stack.py down --workdir %s' % (
-              env, venv_bin, venv_bin, memcached.address, ceph.conf_path,
-              sys.executable, workdir))
+          '  %s %s down --workdir %s\n'
+          'then remove its work directory:\n'
+          '  rm -rf %s' % (
+              testbed.sizes.approx(memstore), testbed.sizes.approx(rss),
+              stored, testbed.sizes.approx(_du(local.workdir)),
+              local.workdir, env, venv_bin, venv_bin, memcached.address,
+              ceph.conf_path, testbed.DEFAULT_POOL, shlex.quote(python),
+              shlex.quote(os.path.join(HERE, 'glance_stack.py')),
+              shlex.quote(local.workdir), shlex.quote(local.workdir)))
+
+
+def _du(path):
+    """Bytes of the regular files under path."""
+    total = 0
+    for parent, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(parent, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def main(argv=None):

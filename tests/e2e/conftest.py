@@ -1,8 +1,9 @@
-"""A real glance-api (uWSGI) per mode, on the session's Ceph and memcached.
+"""Real glance-apis (uWSGI) on the session's Ceph and memcached, and the
+fault tests' own stack.
 
-The same code (tools/glance_stack.py) runs the demo; here glance is
-configured with progress_rbd exactly as in etc/glance-api.conf.snippet and
-driven with python-glanceclient, as operators drive it.
+The same code (tools/testbed) runs the demo; here glance is configured
+with progress_rbd exactly as in etc/glance-api.conf.snippet and driven
+with python-glanceclient, as operators drive it.
 """
 
 import functools
@@ -12,35 +13,33 @@ import threading
 
 import pytest
 
-import glance_stack
+import testbed
 
+from tests.e2e.helpers import POOL
+from tests.e2e.helpers import QUOTA
+from tests.e2e.helpers import QUOTA_POOL
+from tests.e2e.helpers import RADOS_TIMEOUT
 from tests import helpers
 
 # Small enough for a test to exceed it; larger than every other upload here.
 IMAGE_SIZE_CAP = 64 * helpers.MiB
 
 
-def _running(api):
-    api.start()
-    try:
-        yield api
-    finally:
-        api.stop()
-
-
 @pytest.fixture(scope='session')
 def glance_single(ceph, memcached, workdir):
-    yield from _running(glance_stack.GlanceAPI(
-        os.path.join(workdir, 'glance-single'), ceph, memcached.address,
-        mode='single',
-        extra_conf={'DEFAULT': {'image_size_cap': IMAGE_SIZE_CAP}}))
+    with testbed.GlanceAPI(
+            os.path.join(workdir, 'glance-single'), ceph, memcached.address,
+            mode='single',
+            extra_conf={'DEFAULT': {'image_size_cap': IMAGE_SIZE_CAP}}) as api:
+        yield api
 
 
 @pytest.fixture(scope='session')
 def glance_multi(ceph, memcached, workdir):
-    yield from _running(glance_stack.GlanceAPI(
-        os.path.join(workdir, 'glance-multi'), ceph, memcached.address,
-        mode='multi', backends=helpers.BACKENDS))
+    with testbed.GlanceAPI(
+            os.path.join(workdir, 'glance-multi'), ceph, memcached.address,
+            mode='multi', backends=helpers.BACKENDS) as api:
+        yield api
 
 
 @pytest.fixture(scope='session')
@@ -64,3 +63,86 @@ def web_server(workdir):
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+# -- the fault tests' own Ceph, memcached and glance-api stacks ---------
+# The faults would disturb the session's fixtures (test_faults_glance.py).
+
+@pytest.fixture(scope='module')
+def faults_stack(workdir):
+    """Ceph with a mgr (pool quotas need one), memcached, the pools; the
+    glance-apis added by ``stacks`` stop with it, first."""
+    with testbed.LocalStack(os.path.join(workdir, 'faults-glance'),
+                            pools=(POOL, QUOTA_POOL), with_mgr=True) as local:
+        local.ceph.set_pool_quota(QUOTA_POOL, QUOTA)
+        yield local
+
+
+@pytest.fixture(scope='module')
+def root(faults_stack):
+    return faults_stack.workdir
+
+
+@pytest.fixture(scope='module')
+def cluster(faults_stack):
+    return faults_stack.ceph
+
+
+@pytest.fixture(scope='module')
+def mc(faults_stack):
+    return faults_stack.memcached
+
+
+@pytest.fixture
+def live_mc(mc):
+    """The module's memcached, running and answering after the test."""
+    with helpers.kept_running(mc) as server:
+        yield server
+
+
+class Stacks(object):
+    """Starts the fault tests' glance-apis into their LocalStack."""
+
+    def __init__(self, local):
+        self.local = local
+
+    @property
+    def started(self):
+        """Every glance-api started, including one that failed to."""
+        return self.local.apis
+
+    def start(self, name, pool=POOL, store=None, extra_conf=None,
+              **kwargs):
+        """A single-store glance-api into `pool`; `store` adds options to
+        [glance_store], `extra_conf` other sections."""
+        conf = dict(extra_conf or {})
+        conf['glance_store'] = dict(rados_connect_timeout=RADOS_TIMEOUT,
+                                    **(store or {}))
+        return self.local.add_glance(
+            name, mode='single', backends={'default': pool}, workers=1,
+            extra_conf=conf, **kwargs)
+
+
+@pytest.fixture(scope='module')
+def stacks(faults_stack):
+    return Stacks(faults_stack)
+
+
+@pytest.fixture(scope='module')
+def glance(stacks):
+    """The main stack. castellan keeps its default backend, Barbican, which
+    is pointed at a port nothing listens on: a cloud without Barbican."""
+    return stacks.start('main', extra_conf={'barbican': {
+        'auth_endpoint': 'http://127.0.0.1:%d/v3' % testbed.free_port()}})
+
+
+@pytest.fixture
+def created(cluster):
+    """Image ids to remove from Ceph after the test, whatever happened."""
+    ids = []
+    yield ids
+    for pool in (POOL, QUOTA_POOL):
+        left = set(cluster.images(pool))
+        for image_id in ids:
+            if image_id in left:
+                helpers.remove_image(cluster, pool, image_id)

@@ -8,13 +8,13 @@ progress record says, read the way operators read it (ProgressReader).
 
 The faults would disturb the session's fixtures, so this module boots its
 own Ceph cluster (with a mgr: pool quotas need one), memcached and
-glance-api stacks, and stops them at the end. The figures the tests
-measure are printed (pytest -s shows them).
+glance-api stacks, and stops them at the end (the fixtures are in
+tests/e2e/conftest.py, the helpers in tests/e2e/helpers.py). The figures
+the tests measure are printed (pytest -s shows them).
 """
 
 import base64
 import datetime
-import http.client
 import os
 import socket
 import stat
@@ -34,28 +34,33 @@ from glanceclient import exc as glance_exc
 import memcache
 import pytest
 
-import glance_stack
-import testbed
-
 from glance_progress_store import reader as reader_mod
 from glance_progress_store import records
 from glance_progress_store import store as store_mod
+from tests.e2e.helpers import check_failed_record
+from tests.e2e.helpers import check_image
+from tests.e2e.helpers import check_nothing_stored
+from tests.e2e.helpers import log_text
+from tests.e2e.helpers import new_image
+from tests.e2e.helpers import open_raw_upload
+from tests.e2e.helpers import POOL
+from tests.e2e.helpers import QUOTA
+from tests.e2e.helpers import QUOTA_POOL
+from tests.e2e.helpers import RADOS_TIMEOUT
+from tests.e2e.helpers import read_raw_response
+from tests.e2e.helpers import read_record
+from tests.e2e.helpers import reader
+from tests.e2e.helpers import upload
+from tests.e2e.helpers import Upload
+from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import wait_for_record
 from tests import helpers
 from tests.helpers import MiB
 
 pytestmark = pytest.mark.e2e
 
-POOL = 'images'
-QUOTA_POOL = 'quota'
-QUOTA = 16 * MiB
-# rados_connect_timeout of every stack here: librados then gives up on
-# any Ceph operation after that many seconds.
-RADOS_TIMEOUT = 5
-# glance_stack's rbd_store_chunk_size: the store writes 8 MiB chunks.
+# testbed.GlanceAPI's rbd_store_chunk_size: the store writes 8 MiB chunks.
 CHUNK = 8 * MiB
-# python-glanceclient reads the body 1 MiB at a time, so SlowReader's
-# pause is per MiB: 0.05 s paces an upload at about 20 MiB/s.
-PACE = 0.05
 # The publisher retries a record with a backoff of at most 5 s.
 RECORD_BACK_WITHIN = 15
 # What a fault in memcached may add to an upload. The store waits at most
@@ -64,233 +69,6 @@ RECORD_BACK_WITHIN = 15
 MEMCACHED_EXTRA_BOUND = 4.0
 FROZEN_AFTER_UPLOAD = 2.0
 GLANCE_500 = 'The server has either erred or is incapable'
-
-
-# -- the module's own Ceph, memcached and glance-api stacks ------------
-
-@pytest.fixture(scope='module')
-def root(workdir):
-    path = os.path.join(workdir, 'faults-glance')
-    os.makedirs(path, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope='module')
-def cluster(root):
-    with testbed.CephCluster(os.path.join(root, 'ceph'),
-                             with_mgr=True) as ceph:
-        ceph.create_pool(POOL)
-        ceph.create_pool(QUOTA_POOL)
-        ceph.set_pool_quota(QUOTA_POOL, QUOTA)
-        yield ceph
-
-
-@pytest.fixture(scope='module')
-def mc():
-    with testbed.Memcached() as server:
-        yield server
-
-
-@pytest.fixture
-def live_mc(mc):
-    """The module's memcached, running and answering after the test."""
-    yield mc
-    mc.start()  # no-op when it runs
-    mc.resume()
-
-
-class Stacks(object):
-    """The glance-api stacks of this module, stopped at its end."""
-
-    def __init__(self, root, ceph, memcached):
-        self.root = root
-        self.ceph = ceph
-        self.memcached = memcached
-        self.started = []
-
-    def start(self, name, pool=POOL, store=None, extra_conf=None,
-              **kwargs):
-        """A single-store glance-api into `pool`; `store` adds options to
-        [glance_store], `extra_conf` other sections."""
-        conf = dict(extra_conf or {})
-        conf['glance_store'] = dict(rados_connect_timeout=RADOS_TIMEOUT,
-                                    **(store or {}))
-        api = glance_stack.GlanceAPI(
-            os.path.join(self.root, name), self.ceph, self.memcached.address,
-            mode='single', backends={'default': pool}, workers=1,
-            extra_conf=conf, **kwargs)
-        self.started.append(api)
-        api.start()
-        return api
-
-    def stop(self):
-        for api in self.started:
-            api.stop()
-
-
-@pytest.fixture(scope='module')
-def stacks(root, cluster, mc):
-    running = Stacks(root, cluster, mc)
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope='module')
-def glance(stacks):
-    """The main stack. castellan keeps its default backend, Barbican, which
-    is pointed at a port nothing listens on: a cloud without Barbican."""
-    return stacks.start('main', extra_conf={'barbican': {
-        'auth_endpoint': 'http://127.0.0.1:%d/v3' % testbed.free_port()}})
-
-
-@pytest.fixture
-def created(cluster):
-    """Image ids to remove from Ceph after the test, whatever happened."""
-    ids = []
-    yield ids
-    for pool in (POOL, QUOTA_POOL):
-        left = set(cluster.images(pool))
-        for image_id in ids:
-            if image_id in left:
-                helpers.remove_image(cluster, pool, image_id)
-
-
-# -- helpers -----------------------------------------------------------
-
-def new_image(client, created, **properties):
-    image_id = client.images.create(
-        name='faults-%s' % uuid.uuid4().hex[:8], disk_format='raw',
-        container_format='bare', **properties)['id']
-    created.append(image_id)
-    return image_id
-
-
-def reader(memcached):
-    # A new reader whenever memcached may have been away: python-memcached
-    # skips a server for 30 s (its dead_retry) once a request to it failed,
-    # so a reader kept across a restart reports "no record" meanwhile.
-    return reader_mod.ProgressReader([memcached.address])
-
-
-def read_record(memcached, image_id):
-    return reader(memcached).get(image_id)
-
-
-def wait_for_record(memcached, image_id, predicate, timeout):
-    """Poll until predicate(record) holds; returns the record, or fails."""
-    deadline = time.monotonic() + timeout
-    source = reader(memcached)
-    record = None
-    while time.monotonic() < deadline:
-        record = source.get(image_id)
-        if record is not None and predicate(record):
-            return record
-        time.sleep(0.05)
-    pytest.fail('record of %s never got there in %ss: %s'
-                % (image_id, timeout, record))
-
-
-def wait_for(what, predicate, timeout, interval=0.2):
-    """Poll until predicate() is truthy; returns the seconds waited."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            pytest.fail('no %s after %ss' % (what, timeout))
-        time.sleep(interval)
-    return time.monotonic() - started
-
-
-def log_text(api):
-    with open(api.log_path, errors='replace') as f:
-        return f.read()
-
-
-class Upload(threading.Thread):
-    """A glanceclient upload that runs while the test injects a fault."""
-
-    def __init__(self, client, image_id, data, pace=PACE, image_size=None):
-        super(Upload, self).__init__(daemon=True)
-        self._client = client
-        self._image_id = image_id
-        self._data = data
-        self._pace = pace
-        self._size = len(data) if image_size is None else image_size
-        self.error = None
-        self.ended_at = None
-        self.elapsed = None
-
-    def run(self):
-        started = time.monotonic()
-        try:
-            self._client.images.upload(
-                self._image_id, helpers.SlowReader(self._data, self._pace),
-                image_size=self._size)
-        except Exception as e:
-            self.error = e
-        self.ended_at = time.monotonic()
-        self.elapsed = self.ended_at - started
-
-    def result(self, timeout):
-        """Wait for the end; returns the client's exception or None."""
-        self.join(timeout)
-        assert not self.is_alive(), 'upload still running after %ss' % timeout
-        return self.error
-
-
-def upload(client, image_id, data, **kwargs):
-    """Upload at PACE; returns (client's exception or None, seconds)."""
-    job = Upload(client, image_id, data, **kwargs)
-    job.start()
-    return job.result(timeout=300), job.elapsed
-
-
-def check_active(api, ceph, image_id, data, pool=POOL):
-    """The image is active, its hashes right, and glance and Ceph both
-    hold exactly `data`."""
-    client = api.client()
-    image = client.images.get(image_id)
-    md5, sha512 = helpers.digests(data)
-    assert (image['status'], image['size']) == ('active', len(data))
-    assert (image['checksum'], image['os_hash_value']) == (md5, sha512)
-    assert b''.join(client.images.data(image_id)) == data
-    stored, snaps = helpers.read_rbd(ceph, pool, image_id, 'snap')
-    assert stored == data and snaps == {'snap': True}
-
-
-def check_nothing_stored(client, ceph, image_id, pool=POOL):
-    """Glance put the image back to queued and Ceph holds nothing of it."""
-    assert client.images.get(image_id)['status'] == 'queued'
-    assert not helpers.rbd_exists(ceph, pool, image_id)
-
-
-def check_failed_record(memcached, image_id, reason, size):
-    record = helpers.wait_record(reader(memcached), image_id,
-                                 state='failed', timeout=30)
-    assert record is not None
-    assert (record.state, record.reason, record.total) == (
-        'failed', reason, size)
-    assert record.bytes < size
-    return record
-
-
-def open_raw_upload(api, image_id, content_length):
-    """PUT /v2/images/ID/file on a plain socket, headers sent, no body."""
-    sock = socket.create_connection(('127.0.0.1', api.port), timeout=120)
-    lines = ['PUT /v2/images/%s/file HTTP/1.1' % image_id,
-             'Host: 127.0.0.1:%d' % api.port,
-             'Content-Type: application/octet-stream',
-             'Content-Length: %d' % content_length]
-    lines.extend('%s: %s' % item for item in api.headers().items())
-    sock.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode('ascii'))
-    return sock
-
-
-def read_raw_response(sock):
-    response = http.client.HTTPResponse(sock)
-    response.begin()
-    return response.status, response.read().decode(errors='replace')
 
 
 # -- 1. memcached down, killed or frozen -------------------------------
@@ -343,7 +121,7 @@ def test_memcached_fault_never_fails_an_upload(glance, cluster, live_mc,
     assert (record.state, record.bytes, record.total, record.reason) == (
         'stored', len(data), len(data), None)
     assert elapsed - baseline < MEMCACHED_EXTRA_BOUND
-    check_active(glance, cluster, image_id, data)
+    check_image(glance, cluster, image_id, data)
     # The store warns once per upload, never per failed update.
     warnings = [line for line in log_text(glance).splitlines()
                 if 'Could not publish upload progress of %s' % image_id
@@ -528,7 +306,7 @@ def test_ceph_stops_answering_mid_upload(glance, cluster, mc, osd_pauser,
         helpers.remove_image(cluster, POOL, image_id)
     error, _ = upload(client, image_id, retry)
     assert error is None, error
-    check_active(glance, cluster, image_id, retry)
+    check_image(glance, cluster, image_id, retry)
 
 
 # -- 4. the client goes away mid-upload --------------------------------
@@ -609,7 +387,7 @@ def test_body_size_differs_from_declared(glance, cluster, mc, created, lie):
         check_failed_record(mc, image_id, 'source_error', len(data))
     else:
         assert status == 204, (status, body)
-        check_active(glance, cluster, image_id, data)
+        check_image(glance, cluster, image_id, data)
         record = read_record(mc, image_id)
         assert (record.state, record.bytes) == ('stored', len(data))
 
@@ -714,7 +492,7 @@ def test_bad_signature(stacks, root, cluster, mc, created):
     good = signed_image(_sign(key, data))
     error, _ = upload(client, good, data)
     assert error is None, error
-    check_active(api, cluster, good, data)
+    check_image(api, cluster, good, data)
 
     bad = signed_image(_sign(key, data + b'tampered'))
     error, elapsed = upload(client, bad, data)

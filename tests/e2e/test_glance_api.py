@@ -6,57 +6,21 @@ os_hash_value, download, direct_url), what Ceph holds and what the
 progress record says.
 """
 
-import hashlib
 import os
-import time
 import uuid
 
 from glanceclient import exc as glance_exc
 import pytest
 
 from glance_progress_store import reader as reader_mod
+from tests.e2e.helpers import check_image
+from tests.e2e.helpers import chunked
+from tests.e2e.helpers import new_image
+from tests.e2e.helpers import wait_image
 from tests import helpers
 from tests.helpers import MiB
 
 pytestmark = pytest.mark.e2e
-
-
-def new_image(client, **extra):
-    return client.images.create(name='e2e-%s' % uuid.uuid4().hex[:8],
-                                disk_format='raw', container_format='bare',
-                                **extra)
-
-
-def chunked(data):
-    """A body of unknown length: glanceclient sends it chunked, with no
-    size, as Nova snapshots and Cinder's upload-to-image do."""
-    return helpers.SlowReader(data)
-
-
-def wait_image(client, image_id, until, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        image = client.images.get(image_id)
-        if until(image):
-            return image
-        time.sleep(0.2)
-    raise AssertionError('image %s never got there: %s' % (image_id, image))
-
-
-def check_image(api, ceph, image_id, data, pool=helpers.POOL):
-    client = api.client()
-    image = client.images.get(image_id)
-    assert image['status'] == 'active'
-    assert image['size'] == len(data)
-    assert image['checksum'] == hashlib.md5(data).hexdigest()
-    assert image['os_hash_algo'] == 'sha512'
-    assert image['os_hash_value'] == hashlib.sha512(data).hexdigest()
-    assert image['direct_url'] == 'rbd://%s/%s/%s/snap' % (
-        ceph.fsid, pool, image_id)
-    assert b''.join(client.images.data(image_id)) == data
-    stored, snaps = helpers.read_rbd(ceph, pool, image_id, 'snap')
-    assert stored == data and snaps == {'snap': True}
-    return image
 
 
 def check_progress(watcher, size, backend=None):
@@ -86,18 +50,17 @@ def test_upload_single_store(glance_single, ceph, memcached, cleanup,
                              known_size):
     client = glance_single.client()
     data = helpers.payload(40 * MiB + 12345, seed=known_size)
-    image = new_image(client)
-    cleanup.append(image['id'])
-    watcher = helpers.RecordWatcher([memcached.address], image['id'])
+    image_id = new_image(client, cleanup)
+    watcher = helpers.RecordWatcher([memcached.address], image_id)
     watcher.start()
     if known_size:
-        client.images.upload(image['id'], helpers.SlowReader(data),
+        client.images.upload(image_id, helpers.SlowReader(data),
                              image_size=len(data))
     else:
-        client.images.upload(image['id'], chunked(data))
+        client.images.upload(image_id, chunked(data))
     seen = check_progress(watcher, len(data))
     assert any(r.state == 'uploading' for r in seen)
-    check_image(glance_single, ceph, image['id'], data)
+    check_image(glance_single, ceph, image_id, data)
 
 
 def test_glance_cli_image_create_file(glance_single, ceph, memcached,
@@ -131,32 +94,30 @@ def test_glance_cli_image_create_file(glance_single, ceph, memcached,
 def test_upload_to_second_backend(glance_multi, ceph, memcached, cleanup):
     client = glance_multi.client()
     data = helpers.payload(20 * MiB + 5, seed=2)
-    image = new_image(client)
-    cleanup.append(image['id'])
-    watcher = helpers.RecordWatcher([memcached.address], image['id'],
+    image_id = new_image(client, cleanup)
+    watcher = helpers.RecordWatcher([memcached.address], image_id,
                                     'ceph2')
     watcher.start()
-    client.images.upload(image['id'], helpers.SlowReader(data),
+    client.images.upload(image_id, helpers.SlowReader(data),
                          image_size=len(data), backend='ceph2')
     check_progress(watcher, len(data), 'ceph2')
-    image = check_image(glance_multi, ceph, image['id'], data,
+    image = check_image(glance_multi, ceph, image_id, data,
                         pool=helpers.POOL2)
     assert image['stores'] == 'ceph2'
-    assert not helpers.rbd_exists(ceph, helpers.POOL, image['id'])
+    assert not helpers.rbd_exists(ceph, helpers.POOL, image_id)
 
 
 def test_glance_direct_import(glance_multi, ceph, memcached, cleanup):
     client = glance_multi.client()
     data = helpers.payload(17 * MiB, seed=3)
-    image = new_image(client)
-    cleanup.append(image['id'])
-    client.images.stage(image['id'], helpers.SlowReader(data))
-    client.images.image_import(image['id'], method='glance-direct',
+    image_id = new_image(client, cleanup)
+    client.images.stage(image_id, helpers.SlowReader(data))
+    client.images.image_import(image_id, method='glance-direct',
                                backend='ceph1')
-    wait_image(client, image['id'], lambda i: i['status'] == 'active')
-    check_image(glance_multi, ceph, image['id'], data)
+    wait_image(client, image_id, lambda i: i['status'] == 'active')
+    check_image(glance_multi, ceph, image_id, data)
     record = helpers.wait_record(
-        reader_mod.ProgressReader([memcached.address]), image['id'], 'ceph1')
+        reader_mod.ProgressReader([memcached.address]), image_id, 'ceph1')
     assert (record.state, record.bytes) == ('stored', len(data))
 
 
@@ -168,38 +129,36 @@ def test_web_download_then_copy_image(glance_multi, ceph, memcached,
     name = 'disk-%s.raw' % uuid.uuid4().hex[:8]
     with open(os.path.join(web_server.root, name), 'wb') as f:
         f.write(data)
-    image = new_image(client)
-    cleanup.append(image['id'])
-    client.images.image_import(image['id'], method='web-download',
+    image_id = new_image(client, cleanup)
+    client.images.image_import(image_id, method='web-download',
                                uri='%s/%s' % (web_server.url, name),
                                backend='ceph1')
-    wait_image(client, image['id'], lambda i: i['status'] == 'active')
-    check_image(glance_multi, ceph, image['id'], data)
-    first = helpers.wait_record(reader, image['id'], 'ceph1')
+    wait_image(client, image_id, lambda i: i['status'] == 'active')
+    check_image(glance_multi, ceph, image_id, data)
+    first = helpers.wait_record(reader, image_id, 'ceph1')
     assert (first.state, first.bytes) == ('stored', len(data))
 
     # copy-image into the second backend: its progress is kept apart.
-    client.images.image_import(image['id'], method='copy-image',
+    client.images.image_import(image_id, method='copy-image',
                                stores=['ceph2'])
-    image = wait_image(client, image['id'], lambda i: set(
+    wait_image(client, image_id, lambda i: set(
         i.get('stores', '').split(',')) == {'ceph1', 'ceph2'})
-    copy = helpers.wait_record(reader, image['id'], 'ceph2')
+    copy = helpers.wait_record(reader, image_id, 'ceph2')
     assert (copy.state, copy.bytes, copy.backend) == (
         'stored', len(data), 'ceph2')
-    assert reader.get(image['id'], 'ceph1') == first
-    assert helpers.read_rbd(ceph, helpers.POOL2, image['id'])[0] == data
+    assert reader.get(image_id, 'ceph1') == first
+    assert helpers.read_rbd(ceph, helpers.POOL2, image_id)[0] == data
 
 
 def test_delete_removes_rbd_images(glance_multi, ceph, cleanup):
     client = glance_multi.client()
     data = helpers.payload(3 * MiB, seed=5)
-    image = new_image(client)
-    cleanup.append(image['id'])
-    client.images.upload(image['id'], helpers.SlowReader(data),
+    image_id = new_image(client, cleanup)
+    client.images.upload(image_id, helpers.SlowReader(data),
                          image_size=len(data), backend='ceph2')
-    assert helpers.rbd_exists(ceph, helpers.POOL2, image['id'])
-    client.images.delete(image['id'])
-    assert not helpers.rbd_exists(ceph, helpers.POOL2, image['id'])
+    assert helpers.rbd_exists(ceph, helpers.POOL2, image_id)
+    client.images.delete(image_id)
+    assert not helpers.rbd_exists(ceph, helpers.POOL2, image_id)
 
 
 def test_failed_upload_leaves_no_image_and_a_failed_record(
@@ -209,14 +168,13 @@ def test_failed_upload_leaves_no_image_and_a_failed_record(
     from tests.e2e.conftest import IMAGE_SIZE_CAP
     client = glance_single.client()
     data = helpers.payload(IMAGE_SIZE_CAP + 16 * MiB, seed=6)
-    image = new_image(client)
-    cleanup.append(image['id'])
+    image_id = new_image(client, cleanup)
     with pytest.raises(glance_exc.HTTPOverLimit):
-        client.images.upload(image['id'], chunked(data))
-    assert client.images.get(image['id'])['status'] != 'active'
-    assert not helpers.rbd_exists(ceph, helpers.POOL, image['id'])
+        client.images.upload(image_id, chunked(data))
+    assert client.images.get(image_id)['status'] != 'active'
+    assert not helpers.rbd_exists(ceph, helpers.POOL, image_id)
     record = helpers.wait_record(
-        reader_mod.ProgressReader([memcached.address]), image['id'],
+        reader_mod.ProgressReader([memcached.address]), image_id,
         state='failed')
     assert (record.state, record.reason) == ('failed', 'source_error')
     assert record.bytes <= IMAGE_SIZE_CAP

@@ -31,7 +31,7 @@ import uuid
 
 import pytest
 
-import glance_stack
+import testbed
 
 from tests import helpers
 
@@ -111,7 +111,7 @@ def test_pasted_configuration_uploads(text, ceph, memcached, reader,
     conf_text = localize(text, ceph, memcached)
     targets = stores(conf_text)
     mode = 'single' if targets == [(None, targets[0][1])] else 'multi'
-    api = glance_stack.GlanceAPI(
+    api = testbed.GlanceAPI(
         os.path.join(workdir, 'glance-paste-%s' % uuid.uuid4().hex[:8]),
         ceph, memcached.address, mode=mode, driver='rbd', workers=1,
         conf_text=conf_text)

@@ -25,7 +25,7 @@ import uuid
 
 import pytest
 
-import glance_stack
+import testbed
 
 from glance_progress_store import reader as reader_mod
 from tests import helpers
@@ -40,14 +40,10 @@ STALL_AFTER = 3
 
 @pytest.fixture(scope='module')
 def glance_wk(ceph, memcached, workdir):
-    api = glance_stack.GlanceAPI(
-        os.path.join(workdir, 'glance-worker-kill'), ceph,
-        memcached.address, mode='single', workers=2)
-    api.start()
-    try:
+    with testbed.GlanceAPI(
+            os.path.join(workdir, 'glance-worker-kill'), ceph,
+            memcached.address, mode='single', workers=2) as api:
         yield api
-    finally:
-        api.stop()
 
 
 class SlowUpload(threading.Thread):

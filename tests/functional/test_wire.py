@@ -40,7 +40,7 @@ echo json_encode($out);
 
 @pytest.fixture(scope='module')
 def php():
-    testbed.ensure_packages(('php-cli', 'php-memcached'))
+    testbed.ensure_packages(testbed.packages.CLIENT_PACKAGES)
     return 'php'
 
 

@@ -37,7 +37,6 @@ import time
 
 import pytest
 
-import glance_stack
 import testbed
 
 from glance_progress_store import reader as reader_mod
@@ -117,26 +116,15 @@ def glance_python(workdir):
 @pytest.fixture(scope='module')
 def stack(workdir):
     """Ceph, memcached and glance-api of the soak's own."""
-    ceph = testbed.CephCluster(
-        os.path.join(workdir, 'soak-ceph'),
-        memstore_bytes=KEEP_BYTES + (THREADS + 4) * MAX_SIZE + 1024 * MiB)
-    memcached = testbed.Memcached()
-    glance_dir = os.path.join(workdir, 'soak-glance')
-    api = glance_stack.GlanceAPI(
-        glance_dir, ceph, memcached.address, mode='single',
-        backends={'ceph': POOL}, workers=WORKERS,
-        extra_conf={'database': {'connection': SQLITE % glance_dir}},
-        python=glance_python(workdir))
-    ceph.start()
-    try:
-        memcached.start()
-        ceph.create_pool(POOL)
-        api.start()
-        yield ceph, memcached, api
-    finally:
-        api.stop()
-        memcached.stop()
-        ceph.stop()
+    root = os.path.join(workdir, 'soak')
+    with testbed.LocalStack(
+            root, pools=(POOL,),
+            memstore_bytes=KEEP_BYTES + (THREADS + 4) * MAX_SIZE + 1024 * MiB,
+            glance=dict(
+                mode='single', backends={'ceph': POOL}, workers=WORKERS,
+                extra_conf={'database': {'connection': SQLITE % root}},
+                python=glance_python(workdir))) as local:
+        yield local.ceph, local.memcached, local.api
 
 
 @dataclasses.dataclass

@@ -1,0 +1,106 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The test bed's own promises to operators: sizes, /proc, up and down.
+
+`down` is what people type when something went wrong, so it must say
+what it did in one line, also when there is nothing to stop, and a stack
+that fails half way must not leave daemons behind.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import testbed
+from testbed import procs
+from testbed import stack
+
+TOOLS = pathlib.Path(__file__).resolve().parent.parent / 'tools'
+
+
+def cli(*args, cwd='/'):
+    """A tools/ command as an operator runs it, from another directory."""
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize('text, size', [
+    ('1048576', 2**20), ('64K', 2**16), ('512M', 2**29), ('1G', 2**30),
+    ('1GiB', 2**30), ('1.5G', 3 * 2**29), ('64KB', 2**16), ('4g', 2**32)])
+def test_parse_size(text, size):
+    assert testbed.parse_size(text) == size
+
+
+def test_proc_stat_of_this_process():
+    stat = procs.proc_stat(os.getpid())
+    assert (stat.pid, stat.state, stat.ppid) == (os.getpid(), 'R',
+                                                 os.getppid())
+    assert stat.pgrp == os.getpgrp() and stat.utime > 0
+    assert procs.proc_stat(2**22 + 1) is None  # above pid_max: never runs
+
+
+@pytest.mark.parametrize('command', [
+    [TOOLS / 'glance_stack.py'], [TOOLS / 'testbed']])
+def test_down_where_nothing_ever_ran(tmp_path, command):
+    out = cli(*command, 'down', '--workdir', tmp_path)
+    assert out.returncode == 1
+    assert (out.stdout, out.stderr) == (
+        '', 'nothing running in %s\n' % tmp_path)
+
+
+def test_down_with_an_unreadable_state_file(tmp_path):
+    (tmp_path / stack.STATE_FILE).write_text('{"processes": [')
+    out = cli(TOOLS / 'glance_stack.py', 'down', '--workdir', tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith('unreadable %s/%s: ' % (tmp_path,
+                                                         stack.STATE_FILE))
+    assert len(out.stderr.splitlines()) == 1
+
+
+def test_up_then_down_twice(tmp_path):
+    workdir = tmp_path / 'tb'
+    up = cli(TOOLS / 'testbed', 'up', '--workdir', workdir)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert 'export CEPH_CONF=%s/ceph/ceph.conf\n' % workdir in up.stdout
+        pids = [p['pid'] for p in stack.running(workdir)]
+        assert len(pids) == 3  # ceph-osd, ceph-mon, memcached
+        again = cli(TOOLS / 'testbed', 'up', '--workdir', workdir)
+        assert again.returncode == 1
+        assert 'a stack is up in %s' % workdir in again.stderr
+    finally:
+        first = cli(TOOLS / 'glance_stack.py', 'down', '--workdir', workdir)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == ('stopped ceph-osd, ceph-mon, memcached in %s\n'
+                            % workdir)
+    assert not any(procs.pid_alive(pid) for pid in pids)
+    second = cli(TOOLS / 'testbed', 'down', '--workdir', workdir)
+    assert (second.returncode, second.stderr) == (
+        1, 'nothing running in %s\n' % workdir)
+    assert 'Traceback' not in second.stdout + second.stderr
+
+
+def test_a_stack_that_fails_half_way_stops_what_it_started(tmp_path):
+    # glance-api's db_sync fails at once with /bin/false as its Python:
+    # Ceph and memcached were already up and must be stopped again.
+    local = testbed.LocalStack(tmp_path, glance={'python': '/bin/false'})
+    with pytest.raises(RuntimeError, match='db_sync failed'):
+        with local:
+            pytest.fail('the stack started')
+    pids = [local.ceph.pids(), local.memcached._proc]
+    assert pids == [{}, None]
+    assert not [p for p in procs.processes()
+                if str(tmp_path) in procs.pid_cmdline(p.pid)]

@@ -1,0 +1,109 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The test bed's command line: ``python3 tools/testbed COMMAND``.
+
+::
+
+    python3 tools/testbed install                # Debian packages (root)
+    .venv/bin/python tools/testbed link-bindings # rados/rbd into a venv
+    eval "$(python3 tools/testbed up --workdir /tmp/tb [--with-mgr])"
+    python3 tools/testbed status --workdir /tmp/tb
+    python3 tools/testbed down --workdir /tmp/tb
+
+``up`` starts Ceph and memcached only; ``tools/glance_stack.py up`` adds
+glance-api.  Both record what they started in the same state file, and
+either ``down`` stops it.
+"""
+
+import argparse
+import sys
+import time
+
+from testbed import packages
+from testbed import procs
+from testbed import stack
+
+
+def refuse_if_running(workdir):
+    """Exit with a message if a recorded stack of ``workdir`` still runs,
+    so that `up` never orphans it."""
+    if stack.running(workdir):
+        sys.exit("a stack is up in %s; run `down --workdir %s` first"
+                 % (workdir, workdir))
+
+
+def _cmd_up(args):
+    refuse_if_running(args.workdir)
+    started = time.monotonic()
+    with stack.LocalStack(
+            args.workdir, memstore_bytes=int(args.memstore_gib * 2**30),
+            with_mgr=args.with_mgr) as local:
+        local.keep()
+    print("testbed up in %s in %.1f s: Ceph %s, memcached %s"
+          % (local.workdir, time.monotonic() - started, local.ceph.mon_addr,
+             local.memcached.address), file=sys.stderr)
+    print("\n".join(local.export_lines()))
+
+
+def _cmd_down(args):
+    return stack.down_main(args.workdir)
+
+
+def _cmd_status(args):
+    state = stack.load_state(args.workdir)
+    if state is None:
+        sys.exit("nothing running in %s" % args.workdir)
+    for process in state["processes"]:
+        alive = "running" if stack.owned(process) else "GONE"
+        print("%-10s pid %-8d %s" % (process["name"], process["pid"], alive))
+    print(procs.run(
+        ["ceph", "-c", state["conf_path"], "--connect-timeout", "5", "-s"],
+        check=False, timeout=15))
+
+
+def _cmd_install(args):
+    packages.ensure_packages()
+
+
+def _cmd_link_bindings(args):
+    print(packages.link_bindings())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="testbed", description="Throw-away one-node Ceph cluster and "
+        "memcached servers on loopback.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="boot ceph + memcached, print export lines")
+    up.add_argument("--workdir", required=True)
+    up.add_argument("--with-mgr", action="store_true",
+                    help="also run a ceph-mgr (needed for pool quotas)")
+    up.add_argument("--memstore-gib", type=float, default=12)
+    up.set_defaults(func=_cmd_up)
+    sub.add_parser("install", help="install the Debian packages (root)"
+                   ).set_defaults(func=_cmd_install)
+    sub.add_parser("link-bindings",
+                   help="put only Debian's rados/rbd modules on this "
+                        "interpreter's path (run it with the venv's python)"
+                   ).set_defaults(func=_cmd_link_bindings)
+    for name, func, text in (
+            ("down", _cmd_down, "stop what `up` started"),
+            ("status", _cmd_status, "the recorded processes and ceph -s")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--workdir", required=True)
+        p.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except RuntimeError as exc:
+        sys.exit(str(exc))

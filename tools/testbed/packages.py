@@ -1,0 +1,80 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Debian packages of the test bed, and Ceph's bindings for a venv.
+
+Ceph, memcached and the rados/rbd bindings come from Debian, not PyPI, so
+a fresh CI machine installs them here (as root) before anything starts.
+"""
+
+import io
+import os
+import subprocess
+import sys
+
+CEPH_PACKAGES = ("ceph-mon", "ceph-osd", "ceph-mgr", "ceph-common",
+                 "python3-rados", "python3-rbd")
+# Other languages' memcached clients, for the wire-compatibility test.
+CLIENT_PACKAGES = ("php-cli", "php-memcached")
+PACKAGES = CEPH_PACKAGES + ("memcached",) + CLIENT_PACKAGES
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+_apt_updated = False
+_installed = set()
+
+
+def ensure_packages(packages=PACKAGES):
+    """Install missing Debian packages so a fresh CI machine has them."""
+    global _apt_updated
+    missing = []
+    for pkg in packages:
+        if pkg in _installed:
+            continue
+        proc = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg],
+                              capture_output=True, text=True)
+        if (proc.returncode == 0
+                and proc.stdout.strip() == "install ok installed"):
+            _installed.add(pkg)
+        else:
+            missing.append(pkg)
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise RuntimeError("missing packages %s and not root to install them"
+                           % " ".join(missing))
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    steps = [] if _apt_updated else [["apt-get", "update"]]
+    steps.append(
+        ["apt-get", "install", "-y", "--no-install-recommends", *missing])
+    for cmd in steps:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+            raise RuntimeError("%s failed (rc=%d):\n%s"
+                               % (" ".join(cmd), proc.returncode, tail))
+        if cmd[1] == "update":
+            _apt_updated = True
+    _installed.update(missing)
+
+
+def link_bindings():
+    """Make rados/rbd importable in the running interpreter's venv.
+
+    The package's own ``glance-progress link-ceph-bindings`` does it, the
+    way README tells operators; imported from the checkout, since this
+    runs before the package is installed. Returns the linked directory.
+    """
+    sys.path.insert(0, _ROOT)
+    from glance_progress_store import ceph_bindings
+    ceph_bindings.link_ceph_bindings(sys.prefix, out=io.StringIO())
+    return os.path.join(sys.prefix, ceph_bindings.LINK_DIR)
