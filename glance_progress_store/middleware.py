@@ -168,7 +168,6 @@ class UploadProgressFilter:
             'CONTENT_LENGTH': '0',
         })
         environ.pop('CONTENT_TYPE', None)
-        environ.pop('HTTP_ACCEPT', None)
         sub = webob.Request(environ)
         sub.body = b''
         return sub.get_response(self.application)

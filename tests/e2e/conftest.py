@@ -3,7 +3,9 @@ fault tests' own stack.
 
 The same code (tools/testbed) runs the demo; here glance is configured
 with progress_rbd exactly as in etc/glance-api.conf.snippet and driven
-with python-glanceclient, as operators drive it.
+with python-glanceclient, as operators drive it. The session's glance-apis
+have the upload_progress filter in their pipeline, so every e2e test also
+shows that it changes nothing else.
 """
 
 import functools
@@ -29,7 +31,7 @@ IMAGE_SIZE_CAP = 64 * helpers.MiB
 def glance_single(ceph, memcached, workdir):
     with testbed.GlanceAPI(
             os.path.join(workdir, 'glance-single'), ceph, memcached.address,
-            mode='single',
+            mode='single', progress_filter=True,
             extra_conf={'DEFAULT': {'image_size_cap': IMAGE_SIZE_CAP}}) as api:
         yield api
 
@@ -38,7 +40,8 @@ def glance_single(ceph, memcached, workdir):
 def glance_multi(ceph, memcached, workdir):
     with testbed.GlanceAPI(
             os.path.join(workdir, 'glance-multi'), ceph, memcached.address,
-            mode='multi', backends=helpers.BACKENDS) as api:
+            mode='multi', backends=helpers.BACKENDS,
+            progress_filter=True) as api:
         yield api
 
 

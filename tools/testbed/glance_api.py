@@ -57,7 +57,7 @@ paste.composite_factory = glance.api:root_app_factory
 
 [composite:api]
 paste.composite_factory = glance.api:pipeline_factory
-default = cors http_proxy_to_wsgi versionnegotiation osprofiler context rootapp
+default = cors http_proxy_to_wsgi versionnegotiation osprofiler context {progress}rootapp
 
 [composite:rootapp]
 paste.composite_factory = glance.api:root_app_factory
@@ -91,6 +91,9 @@ oslo_config_program = glance-api
 
 [filter:http_proxy_to_wsgi]
 paste.filter_factory = oslo_middleware:HTTPProxyToWSGI.factory
+
+[filter:upload_progress]
+paste.filter_factory = glance_progress_store.middleware:UploadProgressFilter.factory
 """  # noqa: E501
 
 
@@ -129,12 +132,14 @@ class GlanceAPI:
     or 'rbd' (stock) for comparisons.  ``extra_conf`` ({section: {key:
     value}}) is merged into glance-api.conf last; then ``conf_text``, an
     ini text such as an operator pastes, section by section and key by
-    key, its values taken verbatim.
+    key, its values taken verbatim.  ``progress_filter`` puts the
+    package's upload_progress paste filter after ``context``.
     """
 
     def __init__(self, workdir, ceph, memcached_address, *, mode="single",
                  backends=None, driver="progress_rbd", port=None, workers=2,
-                 extra_conf=None, python=sys.executable, conf_text=None):
+                 extra_conf=None, python=sys.executable, conf_text=None,
+                 progress_filter=False):
         if mode not in ("single", "multi"):
             raise ValueError("mode must be 'single' or 'multi'")
         self.workdir = os.path.abspath(workdir)
@@ -147,6 +152,7 @@ class GlanceAPI:
         self.workers = workers
         self.extra_conf = extra_conf or {}
         self.conf_text = conf_text
+        self.progress_filter = progress_filter
         self.python = python
         self.url = "http://127.0.0.1:%d" % self.port
         self.conf_dir = os.path.join(self.workdir, "etc")
@@ -232,6 +238,9 @@ class GlanceAPI:
             # the driver's progress publisher must survive that fork.
             "lazy-apps": False,
             "chunked-input-limit": CHUNKED_INPUT_LIMIT,
+            # As devstack sets it: uWSGI's 4 KiB default drops requests
+            # with long headers (tokens) or paths, without an answer.
+            "buffer-size": 65535,
             "socket-timeout": SOCKET_TIMEOUT,
             # http-socket closes the connection after each response; saying
             # so keeps clients from reusing it (else: connection resets).
@@ -251,7 +260,9 @@ class GlanceAPI:
             f.write(_ini(self._glance_conf()))
         paste_ini = os.path.join(self.conf_dir, "glance-api-paste.ini")
         with open(paste_ini, "w") as f:
-            f.write(PASTE_INI.format(workdir=self.workdir))
+            f.write(PASTE_INI.format(
+                workdir=self.workdir,
+                progress="upload_progress " if self.progress_filter else ""))
         with open(self.uwsgi_ini, "w") as f:
             f.write(_ini(self._uwsgi_conf()))
 

@@ -1,0 +1,224 @@
+"""``GET /v2/images/{id}/progress`` through a real glance-api (no Keystone).
+
+The session's glance-apis carry the upload_progress filter after
+``context``; identities come from the test bed's headers (see
+testbed.GlanceAPI.headers), so glance's own policy decides what the
+caller sees. The Keystone-backed tests (real tokens, other projects) are
+in test_progress_keystone.py.
+"""
+
+import json
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.e2e.helpers import new_image
+from tests.e2e.helpers import wait_image
+from tests import helpers
+from tests.helpers import MiB
+
+pytestmark = pytest.mark.e2e
+
+HEADER = 'OpenStack-Upload-Progress'
+FIELDS = ['image_id', 'backend', 'state', 'bytes', 'total', 'percent',
+          'rate_bytes_per_s', 'eta_s', 'age_s', 'started_at', 'updated_at',
+          'reason', 'error', 'image_status', 'stalled']
+
+
+@pytest.fixture
+def cleanup(ceph):
+    created = []
+    yield created
+    for image_id in created:
+        for pool in (helpers.POOL, helpers.POOL2):
+            helpers.remove_image(ceph, pool, image_id)
+
+
+def get(api, path, method='GET', headers=None, **kwargs):
+    all_headers = dict(api.headers(), **(headers or {}))
+    return requests.request(method, api.url + path, headers=all_headers,
+                            timeout=30, **kwargs)
+
+
+def progress(api, image_id, query='', version='v2'):
+    return get(api, '/%s/images/%s/progress%s' % (version, image_id, query))
+
+
+class Poller(threading.Thread):
+    """What a portal does: polls the endpoint while the upload runs."""
+
+    def __init__(self, api, image_id, query=''):
+        super().__init__(daemon=True)
+        self.api, self.image_id, self.query = api, image_id, query
+        self.seen = []
+        self.stop_event = threading.Event()
+
+    def run(self):
+        while not self.stop_event.is_set():
+            response = progress(self.api, self.image_id, self.query)
+            self.seen.append((response.status_code, response.json()))
+            if response.json().get('state') == 'stored':
+                return
+            time.sleep(0.02)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join(30)
+
+
+def test_owner_follows_an_upload_to_stored(glance_single, cleanup):
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    # before any upload: unknown, with glance's status
+    response = progress(glance_single, image_id)
+    assert response.status_code == 200
+    assert response.headers[HEADER] == '1'
+    assert response.headers['Content-Type'].startswith('application/json')
+    body = response.json()
+    assert list(body) == FIELDS
+    assert (body['state'], body['image_status'], body['stalled']) == (
+        'unknown', 'queued', False)
+
+    data = helpers.payload(48 * MiB + 7)
+    poller = Poller(glance_single, image_id)
+    poller.start()
+    client.images.upload(image_id, helpers.SlowReader(data, pause=0.02),
+                         image_size=len(data))
+    wait_image(client, image_id, lambda i: i['status'] == 'active')
+    poller.join(30)
+    poller.stop()
+    assert {code for code, _ in poller.seen} == {200}
+    uploading = [b for _, b in poller.seen if b['state'] == 'uploading']
+    assert len({b['bytes'] for b in uploading}) >= 3  # several chunks seen
+    assert all(b['image_status'] == 'saving' for b in uploading)
+    nbytes = [b['bytes'] for _, b in poller.seen if b['bytes'] is not None]
+    assert nbytes == sorted(nbytes)
+    final = poller.seen[-1][1]
+    assert (final['state'], final['bytes'], final['total'],
+            final['percent']) == ('stored', len(data), len(data), 100.0)
+    after = progress(glance_single, image_id).json()
+    assert (after['state'], after['image_status']) == ('stored', 'active')
+
+
+def test_versioned_paths_and_head(glance_single, cleanup):
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    client.images.upload(image_id, helpers.SlowReader(b'x' * 100),
+                         image_size=100)
+    for version in ('v2', 'v2.17', 'v2.1'):
+        response = progress(glance_single, image_id, version=version)
+        assert response.status_code == 200, version
+        assert response.json()['state'] == 'stored'
+    # Accept-header versioning, as versionnegotiation takes it
+    response = get(glance_single, '/images/%s/progress' % image_id,
+                   headers={'Accept': 'application/vnd.openstack.images-v2'})
+    assert response.status_code == 200 and response.headers[HEADER] == '1'
+    head = get(glance_single, '/v2/images/%s/progress' % image_id, 'HEAD')
+    assert head.status_code == 200 and head.content == b''
+    assert head.headers[HEADER] == '1'
+
+
+def test_unknown_image_is_glances_own_404(glance_single):
+    missing = str(uuid.uuid4())
+    response = progress(glance_single, missing)
+    own = get(glance_single, '/v2/images/%s' % missing)
+    assert response.status_code == own.status_code == 404
+    assert response.text == own.text
+    assert response.headers[HEADER] == '1'
+
+
+def test_failed_upload_shows_failed(glance_single, cleanup):
+    from tests.e2e.conftest import IMAGE_SIZE_CAP
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    data = helpers.payload(IMAGE_SIZE_CAP + MiB)
+    with pytest.raises(Exception):
+        client.images.upload(image_id, helpers.SlowReader(data))
+    body = progress(glance_single, image_id).json()
+    assert (body['state'], body['reason']) == ('failed', 'source_error')
+    assert body['image_status'] == 'queued'
+
+
+def test_frozen_memcached_is_a_503_within_the_timeout(glance_single, cleanup,
+                                                      memcached):
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    memcached.pause()
+    try:
+        started = time.monotonic()
+        response = progress(glance_single, image_id)
+        elapsed = time.monotonic() - started
+    finally:
+        memcached.resume()
+    assert response.status_code == 503
+    assert response.headers[HEADER] == '1'
+    error = response.json()['error']
+    assert error['code'] == 503 and 'did not answer' in error['message']
+    assert elapsed < 1.0 + 1.5  # memcached_socket_timeout, and glance
+    assert progress(glance_single, image_id).status_code == 200
+
+
+@pytest.mark.parametrize('path,expected', [
+    ('/v2/images/not-a-uuid/progress', {404}),
+    ('/v2/images/%2e%2e/progress', {404}),
+    ('/v2/images/../progress', {404}),
+    ('/v2/images/a%2Fb/progress', {404}),
+    ('/v2/images/' + 'x' * 5000 + '/progress', {404}),
+    ('/v2/images/%00/progress', {400, 404}),
+    ('/v2/images//progress', {404}),
+])
+def test_hostile_paths_are_refused_like_glance(glance_single, path,
+                                               expected):
+    response = get(glance_single, path)
+    assert response.status_code in expected, (path, response.status_code)
+
+
+@pytest.mark.parametrize('method', ['POST', 'PUT', 'DELETE', 'PATCH'])
+def test_other_methods_pass_through(glance_single, cleanup, method):
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    response = get(glance_single, '/v2/images/%s/progress' % image_id,
+                   method, data=b'{}')
+    assert HEADER not in response.headers
+    assert response.status_code in (404, 405)  # glance's router's answer
+    assert client.images.get(image_id)['status'] == 'queued'
+
+
+def test_multi_store_records_per_backend(glance_multi, cleanup):
+    client = glance_multi.client()
+    image_id = new_image(client, cleanup)
+    data = helpers.payload(3 * MiB + 5)
+    client.images.upload(image_id, helpers.SlowReader(data),
+                         image_size=len(data), backend='ceph1')
+    wait_image(client, image_id, lambda i: i['status'] == 'active')
+    body = progress(glance_multi, image_id).json()
+    assert (body['state'], body['backend']) == ('stored', None)
+    assert list(body['backends']) == ['ceph1']
+
+    client.images.image_import(image_id, method='copy-image',
+                               stores=['ceph2'])
+    wait_image(client, image_id,
+               lambda i: 'ceph2' in i.get('stores', '').split(','))
+    deadline = time.monotonic() + 30
+    while True:
+        body = progress(glance_multi, image_id).json()
+        if body['backends'].get('ceph2', {}).get('state') == 'stored':
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+    assert sorted(body['backends']) == ['ceph1', 'ceph2']
+    for name in ('ceph1', 'ceph2'):
+        record = body['backends'][name]
+        assert (record['state'], record['backend'], record['bytes']) == (
+            'stored', name, len(data))
+        assert list(record) == FIELDS
+    one = progress(glance_multi, image_id, '?backend=ceph2').json()
+    assert (one['backend'], one['state']) == ('ceph2', 'stored')
+    assert 'backends' not in one
+    bad = progress(glance_multi, image_id, '?backend=nowhere')
+    assert bad.status_code == 400 and 'nowhere' in bad.json()[
+        'error']['message']
+    assert json.loads(bad.text)['error']['code'] == 400
