@@ -558,7 +558,8 @@ def test_existing_rbd_image_is_left_untouched(glance, cluster, mc, created,
 
 BAD_OPTIONS = {
     'progress_ttl': -1,
-    'progress_memcached_servers': 'not-a-host-port',
+    # servers separated by spaces, not commas: one unparseable entry
+    'progress_memcached_servers': '127.0.0.1:11211 127.0.0.1:11212',
     'progress_key_prefix': 'has space',
 }
 

@@ -49,8 +49,9 @@ def test_oslo_config_opts_entry_point_lists_every_option():
     manager = stevedore_driver.DriverManager(
         'oslo.config.opts', 'glance_progress_store', invoke_on_load=False)
     listed = manager.driver()
-    assert listed == [('glance_store', store_mod.Store.OPTIONS)]
-    for opt in options.OPTIONS:
+    assert listed == [('glance_store', store_mod.Store.OPTIONS),
+                      ('upload_progress', options.FILTER_OPTS)]
+    for opt in options.OPTIONS + options.FILTER_OPTS:
         assert len(opt.help) > 100, opt.name  # full help text
 
 

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""What the progress endpoint costs: throughput and latency, side by side.
+
+Two glance-api stacks on one Ceph and memcached, identical but for the
+upload_progress filter in the pipeline, take turns uploading the same
+file (the ratio: with the filter / without). Then, while one large upload
+runs through the filter's stack, N pollers each call
+``GET /v2/images/{id}/progress`` once a second, as portals do: their
+latency (p50, p99), their errors, and the upload's rate against the same
+upload with no pollers, measured in the same run::
+
+    .venv/bin/python tools/bench_progress_api.py --size 4G --runs 3 \\
+        --pollers 50
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import testbed  # noqa: E402
+from testbed.sizes import human  # noqa: E402
+from testbed.sizes import parse_size  # noqa: E402
+
+MiB = 1024 * 1024
+TARGETS = {'filter_ratio': 0.98, 'p99_s': 0.100, 'pollers_ratio': 0.9}
+
+
+def make_source(path, size):
+    block = os.urandom(16 * MiB)
+    with open(path, 'wb') as f:
+        left = size
+        while left:
+            f.write(block[:min(left, len(block))])
+            left -= min(left, len(block))
+
+
+class Upload(threading.Thread):
+    """One upload with python-glanceclient; its MiB/s once it ends."""
+
+    def __init__(self, api, source, size):
+        super().__init__(daemon=True)
+        self.api, self.source, self.size = api, source, size
+        self.client = api.client()
+        self.image_id = self.client.images.create(
+            name='bench', disk_format='raw', container_format='bare')['id']
+        self.mibs = None
+        self.error = None
+
+    def run(self):
+        try:
+            with open(self.source, 'rb') as f:
+                started = time.perf_counter()
+                self.client.images.upload(self.image_id, f,
+                                          image_size=self.size)
+                seconds = time.perf_counter() - started
+            if self.client.images.get(self.image_id)['status'] != 'active':
+                raise RuntimeError('upload did not end active')
+            self.mibs = self.size / MiB / seconds
+        except Exception as e:  # reported by the caller
+            self.error = e
+
+    def finish(self):
+        self.join()
+        self.client.images.delete(self.image_id)
+        if self.error is not None:
+            raise RuntimeError('upload failed: %s' % self.error)
+        return self.mibs
+
+
+class Poller(threading.Thread):
+    """GET .../progress once a second until told to stop."""
+
+    def __init__(self, api, image_id, stop, period=1.0):
+        super().__init__(daemon=True)
+        import requests
+        self.session = requests.Session()
+        self.url = '%s/v2/images/%s/progress' % (api.url, image_id)
+        self.headers = api.headers()
+        self.stop, self.period = stop, period
+        self.latencies, self.errors = [], []
+
+    def run(self):
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            try:
+                response = self.session.get(self.url, headers=self.headers,
+                                            timeout=10)
+                if response.status_code != 200:
+                    self.errors.append(response.status_code)
+            except Exception as e:
+                self.errors.append(type(e).__name__)
+            self.latencies.append(time.perf_counter() - started)
+            next_at += self.period
+            self.stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def run(args):
+    size = parse_size(args.size)
+    rates = {}
+    polled = []
+    with tempfile.TemporaryDirectory(prefix='gps-bench-api-',
+                                     dir=args.workdir) as workdir:
+        with testbed.LocalStack(
+                workdir, memstore_bytes=size * 2 + 2048 * MiB) as local:
+            stacks = {
+                'without': local.add_glance('without', workers=args.workers),
+                'with': local.add_glance('with', workers=args.workers,
+                                         progress_filter=True),
+            }
+            source = os.path.join(workdir, 'source')
+            make_source(source, size)
+            for n in range(args.runs):
+                for name, api in stacks.items():
+                    upload = Upload(api, source, size)
+                    upload.start()
+                    rates.setdefault(name, []).append(upload.finish())
+                    _say('filter %-7s run %d: %7.1f MiB/s'
+                         % (name, n + 1, rates[name][-1]))
+                # the same upload with pollers, in the same round
+                upload = Upload(stacks['with'], source, size)
+                stop = threading.Event()
+                pollers = [Poller(stacks['with'], upload.image_id, stop)
+                           for _ in range(args.pollers)]
+                for poller in pollers:
+                    poller.start()
+                upload.start()
+                upload.join()
+                stop.set()
+                for poller in pollers:
+                    poller.join()
+                rates.setdefault('pollers', []).append(upload.finish())
+                polled += pollers
+                _say('%d pollers      run %d: %7.1f MiB/s, %d requests'
+                     % (args.pollers, n + 1, rates['pollers'][-1],
+                        sum(len(p.latencies) for p in pollers)))
+    return size, rates, polled
+
+
+def report(size, rates, polled, pollers):
+    median = {name: statistics.median(v) for name, v in rates.items()}
+    latencies = [s for p in polled for s in p.latencies]
+    errors = [e for p in polled for e in p.errors]
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    filter_ratio = median['with'] / median['without']
+    pollers_ratio = median['pollers'] / median['with']
+    print('\n| %s upload through glance-api | MiB/s (median) | ratio |'
+          % human(size))
+    print('|---|---:|---:|')
+    print('| without the filter | %.1f | 1.00 |' % median['without'])
+    print('| with the filter | %.1f | %.3f |' % (median['with'],
+                                                 filter_ratio))
+    print('| with the filter, %d pollers at 1/s | %.1f | %.3f (vs with) |'
+          % (pollers, median['pollers'], pollers_ratio))
+    print('\nprogress requests: %d, errors: %d, latency p50 %.1f ms, '
+          'p99 %.1f ms, max %.1f ms' % (
+              len(latencies), len(errors), p50 * 1000, p99 * 1000,
+              max(latencies) * 1000))
+    missed = []
+    if filter_ratio < TARGETS['filter_ratio']:
+        missed.append('throughput with the filter %.3f x without (target '
+                      '>= %.2f)' % (filter_ratio, TARGETS['filter_ratio']))
+    if p99 > TARGETS['p99_s']:
+        missed.append('progress p99 %.1f ms (target < %.0f ms)'
+                      % (p99 * 1000, TARGETS['p99_s'] * 1000))
+    if errors:
+        missed.append('%d progress requests failed: %s'
+                      % (len(errors), sorted(set(map(str, errors)))))
+    if pollers_ratio < TARGETS['pollers_ratio']:
+        missed.append('throughput with pollers %.3f x without (target '
+                      '>= %.1f)' % (pollers_ratio, TARGETS['pollers_ratio']))
+    return missed
+
+
+def _say(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--size', default='4G',
+                        help='upload size (default 4G)')
+    parser.add_argument('--runs', type=int, default=3,
+                        help='rounds; medians are reported (default 3)')
+    parser.add_argument('--pollers', type=int, default=50,
+                        help='concurrent pollers, one request a second each')
+    parser.add_argument('--workers', type=int, default=4,
+                        help='uWSGI processes of each glance-api (default 4)')
+    parser.add_argument('--workdir', default=None,
+                        help='where the cluster and the source file live')
+    args = parser.parse_args(argv)
+    print('machine: %d cores; %s, %d runs, %d pollers, %d glance-api '
+          'workers' % (os.cpu_count(), args.size, args.runs, args.pollers,
+                       args.workers), file=sys.stderr)
+    missed = report(*run(args), args.pollers)
+    if missed:
+        print('\nTARGETS MISSED:\n  ' + '\n  '.join(missed))
+        return 1
+    print('\nall targets met')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
