@@ -35,6 +35,7 @@ import sys
 import time
 
 from glance_progress_store import ceph_bindings
+from glance_progress_store import exporter
 from glance_progress_store import glance_config
 from glance_progress_store import lookup as lookup_mod
 from glance_progress_store import orphans
@@ -277,6 +278,7 @@ def build_parser():
              'could not be checked) and line, with the fields %s'
              % ', '.join(orphans.JSON_FIELDS))
     orphan.set_defaults(func=cmd_orphans)
+    exporter.add_parser(subs, common)
     ceph_bindings.add_parser(subs)
     return parser
 

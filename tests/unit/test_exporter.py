@@ -1,0 +1,235 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The exporter's metric families, page document and parsing, from
+hand-made snapshots: pure data, no daemon."""
+
+import json
+
+from prometheus_client import exposition
+from prometheus_client import parser as prom_parser
+from prometheus_client import registry as prom_registry
+import pytest
+
+from glance_progress_store import discovery
+from glance_progress_store import exporter
+from glance_progress_store import exporter_page
+from glance_progress_store import views
+
+NOW = 1_800_000_000.0
+SERVERS = ('127.0.0.1:11211', '127.0.0.1:11212')
+
+
+def view(image_id, state, backend=None, bytes=10, total=100, age=1.0,
+         reason=None, started=100.0):
+    return views.View(image_id, backend, state, bytes, total,
+                      None if not total else 100.0 * bytes / total,
+                      5.0, 18.0, age, NOW - started, NOW - age, reason)
+
+
+def snapshot(*views_, unreadable=None, taken_at=NOW):
+    return discovery.Snapshot(taken_at=taken_at, views=tuple(views_),
+                              unreadable=dict(unreadable or {}))
+
+
+def scrape(status, now=NOW):
+    """The text a scrape returns, parsed back by prometheus_client."""
+    reg = prom_registry.CollectorRegistry(auto_describe=False)
+    reg.register(exporter.SnapshotCollector(
+        type('R', (), {'status': status})(), clock=lambda: now))
+    text = exposition.generate_latest(reg).decode()
+    return text, {f.name: f for f in
+                  prom_parser.text_string_to_metric_families(text)}
+
+
+def samples(family, name=None):
+    return {tuple(sorted(s.labels.items())): s.value
+            for s in family.samples if name is None or s.name == name}
+
+
+def test_in_flight_stalled_and_per_upload_families():
+    status = exporter.Status(SERVERS, ('',), snapshot(
+        view('a', 'uploading', bytes=40, total=100, age=0.5),
+        view('b', 'stalled', bytes=7, total=0, age=90.0),
+        view('c', 'finalizing', bytes=100, total=100),
+        view('d', 'stored', bytes=100, total=100, age=30.0),
+    ), refreshes=3, refresh_duration_s=0.01)
+    text, families = scrape(status, now=NOW + 2)
+    assert families['glance_progress_uploads_in_flight'].type == 'gauge'
+    assert samples(families['glance_progress_uploads_in_flight']) == {
+        (('backend', ''), ('state', 'uploading')): 1,
+        (('backend', ''), ('state', 'finalizing')): 1,
+        (('backend', ''), ('state', 'stalled')): 1}
+    assert samples(families['glance_progress_uploads_stalled']) == {
+        (('backend', ''),): 1}
+    assert samples(families['glance_progress_upload_stored_bytes']) == {
+        (('backend', ''), ('image_id', i)): v
+        for i, v in (('a', 40), ('b', 7), ('c', 100), ('d', 100))}
+    # b's size is not known: no total sample rather than a 0
+    assert set(samples(families['glance_progress_upload_total_bytes'])) == {
+        (('backend', ''), ('image_id', i)) for i in 'acd'}
+    ages = samples(families['glance_progress_upload_last_update_age_seconds'])
+    assert ages[(('backend', ''), ('image_id', 'a'))] == pytest.approx(2.5)
+    assert ages[(('backend', ''), ('image_id', 'b'))] == pytest.approx(92.0)
+    assert samples(families['glance_progress_upload_state'])[
+        (('backend', ''), ('image_id', 'b'), ('state', 'stalled'))] == 1
+    assert families['glance_progress_refreshes'].type == 'counter'
+    assert 'glance_progress_refreshes_total 3.0' in text
+    assert samples(families['glance_progress_refresh_age_seconds']) == {
+        (): pytest.approx(2.0)}
+    assert samples(families['glance_progress_memcached_up']) == {
+        (('server', s),): 1 for s in SERVERS}
+
+
+def test_every_backend_has_its_zeros_and_labels_are_backend_names():
+    status = exporter.Status(SERVERS, ('fast', 'slow'), snapshot(
+        view('a', 'uploading', backend='fast')))
+    _, families = scrape(status)
+    in_flight = samples(families['glance_progress_uploads_in_flight'])
+    assert len(in_flight) == 6  # 2 backends x 3 states
+    assert in_flight[(('backend', 'fast'), ('state', 'uploading'))] == 1
+    assert in_flight[(('backend', 'slow'), ('state', 'uploading'))] == 0
+    assert samples(families['glance_progress_uploads_stalled']) == {
+        (('backend', 'fast'),): 0, (('backend', 'slow'),): 0}
+
+
+def test_no_upload_no_per_image_series():
+    _, families = scrape(exporter.Status(SERVERS, ('',), snapshot()))
+    for name in ('glance_progress_upload_stored_bytes',
+                 'glance_progress_upload_total_bytes',
+                 'glance_progress_upload_last_update_age_seconds',
+                 'glance_progress_upload_state'):
+        assert families[name].samples == []
+    assert sum(samples(
+        families['glance_progress_uploads_in_flight']).values()) == 0
+
+
+def test_one_series_per_upload_the_latest_record_wins():
+    status = exporter.Status(SERVERS, ('',), snapshot(
+        view('a', 'uploading', bytes=10, age=5.0),
+        view('a', 'uploading', bytes=20, age=1.0)))
+    _, families = scrape(status)
+    assert samples(families['glance_progress_upload_stored_bytes']) == {
+        (('backend', ''), ('image_id', 'a')): 20}
+
+
+def test_unreadable_server_is_down_and_still_listed():
+    status = exporter.Status(SERVERS, ('',), snapshot(
+        unreadable={SERVERS[1]: 'timed out'}))
+    _, families = scrape(status)
+    assert samples(families['glance_progress_memcached_up']) == {
+        (('server', SERVERS[0]),): 1, (('server', SERVERS[1]),): 0}
+
+
+def test_before_the_first_read_every_server_is_down():
+    _, families = scrape(exporter.Status(SERVERS, ('',)))
+    assert set(samples(families['glance_progress_memcached_up']).values()) \
+        == {0}
+    assert 'glance_progress_refresh_age_seconds' not in families
+
+
+def test_labels_from_memcached_are_escaped():
+    hostile = 'x"} 1\nglance_progress_fake 2 #'
+    status = exporter.Status(SERVERS, ('',), snapshot(
+        view(hostile, 'uploading')))
+    _, families = scrape(status)
+    assert 'glance_progress_fake' not in families
+    assert (('backend', ''), ('image_id', hostile)) in samples(
+        families['glance_progress_upload_stored_bytes'])
+
+
+def test_failures_counted_once_when_first_seen():
+    reads = [
+        snapshot(view('a', 'failed', reason='storage_full')),
+        snapshot(view('a', 'failed', reason='storage_full'),
+                 view('b', 'failed', reason='made up', backend='x')),
+        snapshot(view('a', 'failed', reason='storage_full'),
+                 view('a', 'failed', reason='storage_full', started=50.0)),
+    ]
+    refresher = exporter.Refresher(lambda: reads.pop(0), SERVERS, ('',),
+                                   interval=1, since=300)
+    refresher.refresh()
+    assert refresher.status.failures == {('', 'storage_full'): 1}
+    refresher.refresh()
+    refresher.refresh()  # a's retry failed too: a new record
+    assert refresher.status.failures == {('', 'storage_full'): 2,
+                                         ('x', 'other'): 1}
+    _, families = scrape(refresher.status)
+    assert families['glance_progress_upload_failures'].type == 'counter'
+    assert samples(families['glance_progress_upload_failures'],
+                   'glance_progress_upload_failures_total') == {
+        (('backend', ''), ('reason', 'storage_full')): 2,
+        (('backend', 'x'), ('reason', 'other')): 1}
+
+
+def test_a_failed_read_keeps_the_last_snapshot_and_is_counted():
+    def read():
+        raise OSError('boom')
+
+    refresher = exporter.Refresher(read, SERVERS, ('',), 1, None)
+    refresher.status = exporter.Status(SERVERS, ('',), snapshot(
+        view('a', 'uploading')), refreshes=1)
+    refresher.refresh()
+    status = refresher.status
+    assert (status.refreshes, status.refresh_errors) == (1, 1)
+    assert status.refresh_error == 'OSError: boom'
+    assert len(status.snapshot.views) == 1
+    _, families = scrape(status)
+    assert set(samples(families['glance_progress_memcached_up']).values()) \
+        == {0}
+
+
+def test_uploads_document_sorts_what_needs_an_operator_first():
+    status = exporter.Status(SERVERS, ('',), snapshot(
+        view('u', 'uploading'), view('s', 'stored'), view('t', 'stalled'),
+        view('f', 'failed', reason='source_error'),
+        unreadable={SERVERS[1]: 'refused'}))
+    doc = json.loads(json.dumps(exporter.uploads_document(status, NOW + 1)))
+    assert [v['image_id'] for v in doc['views']] == ['f', 't', 'u', 's']
+    assert list(doc['views'][0]) == list(views.View.__dataclass_fields__)
+    assert (doc['taken_at'], doc['now']) == (NOW, NOW + 1)
+    assert doc['unreadable'] == {SERVERS[1]: 'refused'}
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('127.0.0.1:9478', ('127.0.0.1', 9478)),
+    ('[::1]:80', ('::1', 80)),
+    ('localhost:0', ('localhost', 0)),
+])
+def test_parse_listen(text, expected):
+    assert exporter.parse_listen(text) == expected
+
+
+@pytest.mark.parametrize('text', ['', '9478', '127.0.0.1', ':9478',
+                                  '1.2.3.4:70000', '::1:80', 'h:p'])
+def test_parse_listen_refuses(text):
+    with pytest.raises(ValueError):
+        exporter.parse_listen(text)
+
+
+@pytest.mark.parametrize('text, seconds', [
+    ('300', 300), ('45s', 45), ('10m', 600), ('2h', 7200), ('1d', 86400),
+    ('0', 0), ('1.5m', 90)])
+def test_parse_duration(text, seconds):
+    assert exporter.parse_duration(text) == seconds
+
+
+def test_page_is_self_contained_and_never_uses_inner_html():
+    page = exporter_page.PAGE.decode()
+    for needle in ('<caption', 'scope="col"', 'aria-live="polite"',
+                   'name="viewport"', 'progress'):
+        assert needle in page
+    for forbidden in ('innerHTML', 'outerHTML', 'insertAdjacentHTML',
+                      'document.write', 'src="http', 'href="http', '//cdn'):
+        assert forbidden not in page
+    assert "default-src 'none'" in exporter_page.CSP
+    assert exporter_page.CSP.count("'sha256-") == 2
