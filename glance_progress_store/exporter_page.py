@@ -43,7 +43,10 @@ th { font-size: .85rem; color: var(--muted); }
 td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .id { font-family: ui-monospace, monospace; font-size: .85rem;
   overflow-wrap: anywhere; }
-progress { width: 100%; min-width: 6rem; height: 1rem; }
+td.bar { min-width: 11rem; }
+.bar div { display: flex; align-items: center; gap: .4rem; }
+progress { flex: 1 1 auto; min-width: 5rem; height: 1rem; }
+.pct { flex: 0 0 3.6rem; text-align: right; }
 tr.stalled { background: var(--warn-bg); }
 tr.stalled .state { color: var(--warn); font-weight: 600; }
 tr.failed, tr.bad { background: var(--bad-bg); }
@@ -54,7 +57,8 @@ tr.stored .state { color: var(--ok); }
   body { padding: .5rem; }
   thead { position: absolute; width: 1px; height: 1px; overflow: hidden;
     clip: rect(0 0 0 0); }
-  table, tbody, tr, td { display: block; width: 100%; }
+  table, caption, tbody, tr, td { display: block; width: 100%; }
+  .bar div { flex: 1 1 auto; }
   tr { border: 1px solid var(--line); border-radius: 4px;
     margin-bottom: .6rem; padding: .3rem; }
   td { border: 0; display: flex; gap: .5rem; padding: .15rem .3rem; }
@@ -110,7 +114,8 @@ function row(view, lag) {
   if (view.reason) state += ': ' + view.reason;
   if (view.error) state += ': ' + view.error;
   cell(tr, 2, state, 'state');
-  const td = cell(tr, 3, undefined, 'num');
+  const td = cell(tr, 3, undefined, 'num bar');
+  const box = document.createElement('div');
   const bar = document.createElement('progress');
   bar.max = 100;
   bar.setAttribute('aria-label', 'progress of ' + view.image_id);
@@ -120,9 +125,10 @@ function row(view, lag) {
   }
   const pct = document.createElement('span');
   pct.className = 'pct';
-  pct.textContent = ' ' + (view.percent === null ? '?' :
-                           view.percent.toFixed(1) + '%');
-  td.append(bar, pct);
+  pct.textContent = view.percent === null ? '?' :
+    view.percent.toFixed(1) + '%';
+  box.append(bar, pct);
+  td.appendChild(box);
   const stored = view.bytes === null ? '\u2013' :
     size(view.bytes) + ' / ' + size(view.total);
   cell(tr, 4, stored, 'num bytes');

@@ -25,7 +25,15 @@ CEPH_PACKAGES = ("ceph-mon", "ceph-osd", "ceph-mgr", "ceph-common",
                  "python3-rados", "python3-rbd")
 # Other languages' memcached clients, for the wire-compatibility test.
 CLIENT_PACKAGES = ("php-cli", "php-memcached")
-PACKAGES = CEPH_PACKAGES + ("memcached",) + CLIENT_PACKAGES
+# The exporter's tests: a real Prometheus scrapes it, a real browser shows
+# its page (Selenium drives Debian's chromedriver: no browser download).
+MONITORING_PACKAGES = ("prometheus", "chromium", "chromium-driver")
+PACKAGES = (CEPH_PACKAGES + ("memcached",) + CLIENT_PACKAGES
+            + MONITORING_PACKAGES)
+# Daemons are started by the test bed on loopback, never as the system's
+# services (Debian's prometheus would listen on every interface): while
+# apt-get runs, invoke-rc.d asks this policy, which refuses every start.
+POLICY_RC_D = "/usr/sbin/policy-rc.d"
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
@@ -56,14 +64,26 @@ def ensure_packages(packages=PACKAGES):
     steps = [] if _apt_updated else [["apt-get", "update"]]
     steps.append(
         ["apt-get", "install", "-y", "--no-install-recommends", *missing])
-    for cmd in steps:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
-            raise RuntimeError("%s failed (rc=%d):\n%s"
-                               % (" ".join(cmd), proc.returncode, tail))
-        if cmd[1] == "update":
-            _apt_updated = True
+    own_policy = not os.path.exists(POLICY_RC_D)
+    if own_policy:
+        with open(POLICY_RC_D, "w") as f:
+            f.write("#!/bin/sh\n# testbed: no service starts during "
+                    "apt-get install\nexit 101\n")
+        os.chmod(POLICY_RC_D, 0o755)
+    try:
+        for cmd in steps:
+            proc = subprocess.run(cmd, capture_output=True, text=True,
+                                  env=env)
+            if proc.returncode != 0:
+                tail = "\n".join(
+                    (proc.stdout + proc.stderr).splitlines()[-20:])
+                raise RuntimeError("%s failed (rc=%d):\n%s"
+                                   % (" ".join(cmd), proc.returncode, tail))
+            if cmd[1] == "update":
+                _apt_updated = True
+    finally:
+        if own_policy:
+            os.remove(POLICY_RC_D)
     _installed.update(missing)
 
 
