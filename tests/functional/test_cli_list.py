@@ -10,7 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""``glance-progress list``: uploads found by discovery, as operators run it."""
+"""``glance-progress list``: uploads found by discovery, as operators see."""
 
 import json
 import subprocess
