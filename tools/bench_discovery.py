@@ -38,6 +38,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import testbed  # noqa: E402
+from testbed.figures import conclude  # noqa: E402
+from testbed.figures import make_source  # noqa: E402
+from testbed.figures import percentile  # noqa: E402
 from testbed.sizes import human  # noqa: E402
 from testbed.sizes import parse_size  # noqa: E402
 
@@ -82,10 +85,7 @@ def _publisher(store):
 
 def upload_costs(local, size, runs):
     source = os.path.join(local.workdir, 'source')
-    with open(source, 'wb') as f:
-        block = os.urandom(16 * MiB)
-        for _ in range(size // len(block)):
-            f.write(block)
+    make_source(source, size)
     results = {True: [], False: []}
     for run in range(runs):
         for discovery in (False, True):
@@ -152,11 +152,6 @@ def list_latency(counts, repeats):
     return figures
 
 
-def _p(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--size', default='256M')
@@ -200,12 +195,9 @@ def main(argv=None):
     print('|---:|---:|---:|')
     for count, seconds in latency.items():
         print('| %d | %.2f ms | %.2f ms |' % (
-            count, _p(seconds, 0.5) * 1000, _p(seconds, 0.99) * 1000))
-    if missed:
-        print('\nTARGETS MISSED:\n  ' + '\n  '.join(missed))
-        return 1
-    print('\nall targets met')
-    return 0
+            count, percentile(seconds, 0.5) * 1000,
+            percentile(seconds, 0.99) * 1000))
+    return conclude(missed)
 
 
 if __name__ == '__main__':

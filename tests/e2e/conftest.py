@@ -57,6 +57,16 @@ def glance_multi(ceph, memcached, workdir):
         yield api
 
 
+@pytest.fixture
+def cleanup(ceph):
+    """Images to delete from Ceph after the test, whatever glance did."""
+    created = []
+    yield created
+    for image_id in created:
+        for pool in (helpers.POOL, helpers.POOL2):
+            helpers.remove_image(ceph, pool, image_id)
+
+
 @pytest.fixture(scope='session')
 def web_server(workdir):
     """Serves files from a directory on 127.0.0.1, for web-download."""

@@ -28,15 +28,6 @@ from tests.helpers import MiB
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def cleanup(ceph):
-    created = []
-    yield created
-    for image_id in created:
-        for pool in (helpers.POOL, helpers.POOL2):
-            helpers.remove_image(ceph, pool, image_id)
-
-
 def glance_progress_list(*args):
     done = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), 'glance-progress'),
