@@ -26,7 +26,9 @@ upload with no pollers, measured in the same run::
 """
 
 import argparse
+import multiprocessing
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -47,37 +49,50 @@ MiB = 1024 * 1024
 TARGETS = {'filter_ratio': 0.98, 'p99_s': 0.100, 'pollers_ratio': 0.9}
 
 
-class Upload(threading.Thread):
-    """One upload with python-glanceclient; its MiB/s once it ends."""
+class Upload:
+    """One upload with python-glanceclient, in a process of its own.
+
+    Not a thread: glanceclient's send loop holds the GIL for most of an
+    upload, which would make the pollers' latencies the client's.
+    """
 
     def __init__(self, api, source, size):
-        super().__init__(daemon=True)
         self.api, self.source, self.size = api, source, size
         self.client = api.client()
         self.image_id = self.client.images.create(
             name='bench', disk_format='raw', container_format='bare')['id']
-        self.mibs = None
-        self.error = None
+        context = multiprocessing.get_context('fork')
+        self._go = context.Event()
+        self._result, child_end = context.Pipe(duplex=False)
+        self._process = context.Process(target=self._upload,
+                                        args=(child_end,), daemon=True)
+        self._process.start()  # forked now, before any poller thread
 
-    def run(self):
+    def _upload(self, result):
+        self._go.wait()
         try:
+            client = self.api.client()
             with open(self.source, 'rb') as f:
                 started = time.perf_counter()
-                self.client.images.upload(self.image_id, f,
-                                          image_size=self.size)
+                client.images.upload(self.image_id, f, image_size=self.size)
                 seconds = time.perf_counter() - started
-            if self.client.images.get(self.image_id)['status'] != 'active':
-                raise RuntimeError('upload did not end active')
-            self.mibs = self.size / MiB / seconds
-        except Exception as e:  # reported by the caller
-            self.error = e
+            status = client.images.get(self.image_id)['status']
+            result.send(('ok', seconds) if status == 'active'
+                        else ('error', 'upload ended %s' % status))
+        except Exception as e:
+            result.send(('error', str(e)))
+
+    def start(self):
+        self._go.set()
 
     def finish(self):
-        self.join()
+        """The upload's MiB/s, once it ended."""
+        outcome, value = self._result.recv()
+        self._process.join()
         self.client.images.delete(self.image_id)
-        if self.error is not None:
-            raise RuntimeError('upload failed: %s' % self.error)
-        return self.mibs
+        if outcome != 'ok':
+            raise RuntimeError('upload failed: %s' % value)
+        return self.size / MiB / value
 
 
 class Poller(threading.Thread):
@@ -93,7 +108,10 @@ class Poller(threading.Thread):
         self.latencies, self.errors = [], []
 
     def run(self):
-        next_at = time.monotonic()
+        # Independent clients: each at its own phase within the second,
+        # not all fifty at the same instant.
+        next_at = time.monotonic() + random.uniform(0, self.period)
+        self.stop.wait(max(0.0, next_at - time.monotonic()))
         while not self.stop.is_set():
             started = time.perf_counter()
             try:
@@ -124,8 +142,9 @@ def run(args):
             source = os.path.join(workdir, 'source')
             make_source(source, size)
             for n in range(args.runs):
-                for name, api in stacks.items():
-                    upload = Upload(api, source, size)
+                # each round in the other order: no stack always goes first
+                for name in sorted(stacks, reverse=n % 2 == 1):
+                    upload = Upload(stacks[name], source, size)
                     upload.start()
                     rates.setdefault(name, []).append(upload.finish())
                     _say('filter %-7s run %d: %7.1f MiB/s'
@@ -138,11 +157,10 @@ def run(args):
                 for poller in pollers:
                     poller.start()
                 upload.start()
-                upload.join()
+                rates.setdefault('pollers', []).append(upload.finish())
                 stop.set()
                 for poller in pollers:
                     poller.join()
-                rates.setdefault('pollers', []).append(upload.finish())
                 polled += pollers
                 _say('%d pollers      run %d: %7.1f MiB/s, %d requests'
                      % (args.pollers, n + 1, rates['pollers'][-1],
