@@ -42,6 +42,7 @@ import testbed  # noqa: E402
 from testbed.figures import conclude  # noqa: E402
 from testbed.figures import make_source  # noqa: E402
 from testbed.figures import percentile  # noqa: E402
+from testbed import procs  # noqa: E402
 from testbed.sizes import human  # noqa: E402
 from testbed.sizes import parse_size  # noqa: E402
 
@@ -128,7 +129,7 @@ class Poller(threading.Thread):
 
 def run(args):
     size = parse_size(args.size)
-    rates = {}
+    rates, cpu = {}, {}
     polled = []
     with tempfile.TemporaryDirectory(prefix='gps-bench-api-',
                                      dir=args.workdir) as workdir:
@@ -145,8 +146,11 @@ def run(args):
                 # each round in the other order: no stack always goes first
                 for name in sorted(stacks, reverse=n % 2 == 1):
                     upload = Upload(stacks[name], source, size)
+                    glance_cpu = _glance_cpu(stacks[name])
                     upload.start()
                     rates.setdefault(name, []).append(upload.finish())
+                    cpu.setdefault(name, []).append(
+                        _glance_cpu(stacks[name]) - glance_cpu)
                     _say('filter %-7s run %d: %7.1f MiB/s'
                          % (name, n + 1, rates[name][-1]))
                 # the same upload with pollers, in the same round
@@ -154,6 +158,8 @@ def run(args):
                 stop = threading.Event()
                 pollers = [Poller(stacks['with'], upload.image_id, stop)
                            for _ in range(args.pollers)]
+                glance_cpu = _glance_cpu(stacks['with'])
+                own_cpu = time.process_time()
                 for poller in pollers:
                     poller.start()
                 upload.start()
@@ -161,15 +167,26 @@ def run(args):
                 stop.set()
                 for poller in pollers:
                     poller.join()
+                cpu.setdefault('pollers', []).append(
+                    _glance_cpu(stacks['with']) - glance_cpu)
+                cpu.setdefault('clients', []).append(
+                    time.process_time() - own_cpu)
                 polled += pollers
                 _say('%d pollers      run %d: %7.1f MiB/s, %d requests'
                      % (args.pollers, n + 1, rates['pollers'][-1],
                         sum(len(p.latencies) for p in pollers)))
-    return size, rates, polled
+    return size, rates, cpu, polled
 
 
-def report(size, rates, polled, pollers):
+def _glance_cpu(api):
+    """CPU seconds used so far by a glance-api's uWSGI processes."""
+    return sum(procs.cpu_seconds(pid)
+               for pid in [api.pid] + api.worker_pids())
+
+
+def report(size, rates, cpu, polled, pollers):
     median = {name: statistics.median(v) for name, v in rates.items()}
+    cpu = {name: statistics.median(v) for name, v in cpu.items()}
     latencies = [s for p in polled for s in p.latencies]
     errors = [e for p in polled for e in p.errors]
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
@@ -187,6 +204,13 @@ def report(size, rates, polled, pollers):
           'p99 %.1f ms, max %.1f ms' % (
               len(latencies), len(errors), p50 * 1000, p99 * 1000,
               max(latencies) * 1000))
+    per_round = len(latencies) / len(rates['pollers'])
+    print('glance-api CPU per upload (median): %.1f s without the filter, '
+          '%.1f s with, %.1f s with the pollers: %.2f ms per progress '
+          'request; the pollers\' own client CPU %.2f ms per request'
+          % (cpu['without'], cpu['with'], cpu['pollers'],
+             (cpu['pollers'] - cpu['with']) / per_round * 1000,
+             cpu['clients'] / per_round * 1000))
     missed = []
     if filter_ratio < TARGETS['filter_ratio']:
         missed.append('throughput with the filter %.3f x without (target '
