@@ -270,16 +270,18 @@ class Keystone:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.headers["X-Subject-Token"]
 
-    def request(self, method, path, body=None):
+    def request(self, method, path, body=None, headers=None):
         """An identity API call as the admin; the decoded JSON answer, or
-        None for an empty one."""
+        None for an empty one.  ``request('DELETE', '/auth/tokens',
+        headers={'X-Subject-Token': token})`` revokes a token."""
         if self._admin_token is None:
             self._admin_token = self.token("admin")
         request = urllib.request.Request(
             self.auth_url + path,
             None if body is None else json.dumps(body).encode(),
-            {"Content-Type": "application/json",
-             "X-Auth-Token": self._admin_token}, method=method)
+            dict({"Content-Type": "application/json",
+                  "X-Auth-Token": self._admin_token}, **(headers or {})),
+            method=method)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 data = response.read()
