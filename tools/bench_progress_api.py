@@ -86,14 +86,19 @@ class Upload:
     def start(self):
         self._go.set()
 
-    def finish(self):
-        """The upload's MiB/s, once it ended."""
+    def finish(self, keep=False):
+        """The upload's MiB/s, once it ended; the image is deleted unless
+        ``keep`` (then :meth:`remove` it)."""
         outcome, value = self._result.recv()
         self._process.join()
-        self.client.images.delete(self.image_id)
+        if not keep:
+            self.remove()
         if outcome != 'ok':
             raise RuntimeError('upload failed: %s' % value)
         return self.size / MiB / value
+
+    def remove(self):
+        self.client.images.delete(self.image_id)
 
 
 class Poller(threading.Thread):
@@ -163,10 +168,12 @@ def run(args):
                 for poller in pollers:
                     poller.start()
                 upload.start()
-                rates.setdefault('pollers', []).append(upload.finish())
+                rates.setdefault('pollers', []).append(
+                    upload.finish(keep=True))
                 stop.set()
                 for poller in pollers:
                     poller.join()
+                upload.remove()  # after the pollers: else they get 404s
                 cpu.setdefault('pollers', []).append(
                     _glance_cpu(stacks['with']) - glance_cpu)
                 cpu.setdefault('clients', []).append(
