@@ -93,9 +93,6 @@ class _Lane(object):
         self.indexes = {}  # prefix -> index.ProcessIndex on this server
         self.to_register = {}  # index key -> ProcessIndex to (re)register
 
-    def writable(self, now):
-        return not self.needs_probe and self.ready_at <= now
-
     def due_at(self):
         """When this lane has work, or None."""
         if not self.pending and not self.to_register:
