@@ -19,6 +19,7 @@
    how many chunk updates the publisher coalesced), the publisher's exact
    record and index writes, and the upload rate (ratio on / off).
 2. ``discover()`` (what ``glance-progress list`` and the exporter run)
+   and the ``glance-progress list`` command (a new process each time)
    with 0, 10 and 100 uploads in flight on a memcached that also holds
    200,000 foreign keys: latency p50 and p99::
 
@@ -28,6 +29,7 @@
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -115,7 +117,7 @@ def upload_costs(local, size, runs):
     return results
 
 
-def list_latency(counts, repeats):
+def list_latency(counts, repeats, cli_repeats):
     from glance_progress_store import discovery
     from glance_progress_store import glance_config
     from glance_progress_store import memcached
@@ -148,7 +150,16 @@ def list_latency(counts, repeats):
                 snapshot = discovery.discover(settings)
                 seconds.append(time.perf_counter() - started)
             assert len(snapshot.views) == count, len(snapshot.views)
-            figures[count] = seconds
+            cli = []
+            command = [os.path.join(os.path.dirname(sys.executable),
+                                    'glance-progress'), 'list', '--servers',
+                       server.address, '--prefix', prefix]
+            for _ in range(cli_repeats):
+                started = time.perf_counter()
+                done = subprocess.run(command, capture_output=True)
+                cli.append(time.perf_counter() - started)
+                assert done.returncode == 0, done
+            figures[count] = (seconds, cli)
     return figures
 
 
@@ -158,13 +169,15 @@ def main(argv=None):
     parser.add_argument('--runs', type=int, default=5)
     parser.add_argument('--repeats', type=int, default=200,
                         help='discover() calls per upload count')
+    parser.add_argument('--cli-repeats', type=int, default=20,
+                        help='glance-progress list runs per upload count')
     args = parser.parse_args(argv)
     size = parse_size(args.size)
     with tempfile.TemporaryDirectory(prefix='gps-bench-disc-') as workdir:
         with testbed.LocalStack(workdir, memstore_bytes=size * 2 +
                                 2048 * MiB) as local:
             costs = upload_costs(local, size, args.runs)
-    latency = list_latency((0, 10, 100), args.repeats)
+    latency = list_latency((0, 10, 100), args.repeats, args.cli_repeats)
 
     missed = []
     print('\n| %s upload, add() | discovery off | discovery on | extra '
@@ -191,12 +204,13 @@ def main(argv=None):
         missed.append('rate with discovery %.3f x without (target >= %.2f)'
                       % (rate[True] / rate[False], TARGETS['ratio']))
     print('\n| uploads in flight (200,000 foreign keys) | discover() p50 '
-          '| p99 |')
-    print('|---:|---:|---:|')
-    for count, seconds in latency.items():
-        print('| %d | %.2f ms | %.2f ms |' % (
+          '| p99 | `glance-progress list` p50 | p99 |')
+    print('|---:|---:|---:|---:|---:|')
+    for count, (seconds, cli) in latency.items():
+        print('| %d | %.2f ms | %.2f ms | %.0f ms | %.0f ms |' % (
             count, percentile(seconds, 0.5) * 1000,
-            percentile(seconds, 0.99) * 1000))
+            percentile(seconds, 0.99) * 1000, percentile(cli, 0.5) * 1000,
+            percentile(cli, 0.99) * 1000))
     return conclude(missed)
 
 
