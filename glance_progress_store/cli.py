@@ -35,6 +35,7 @@ import sys
 import time
 
 from glance_progress_store import ceph_bindings
+from glance_progress_store import discovery
 from glance_progress_store import exporter
 from glance_progress_store import glance_config
 from glance_progress_store import lookup as lookup_mod
@@ -59,6 +60,26 @@ def cmd_show(args, settings):
     else:
         print('\n\n'.join(views.describe(v) for v in shown))
     return views.exit_code(shown)
+
+
+def cmd_list(args, settings):
+    snapshot = discovery.discover(settings, since=args.since,
+                                  stall_after=args.stall_after)
+    found = [v for v in snapshot.views
+             if (args.state is None or v.state in args.state) and
+             (args.backend is None or v.backend == args.backend)]
+    if args.json:
+        if found:
+            print('\n'.join(v.to_json() for v in found))
+    else:
+        print(views.table(found))
+    for server, why in sorted(snapshot.unreadable.items()):
+        sys.stderr.write('glance-progress: memcached %s %s: its uploads '
+                         'are not listed\n' % (server, why))
+    code = views.exit_code(found)
+    if snapshot.unreadable:
+        code = max(code, states.EXIT_UNREACHABLE)
+    return code
 
 
 def cmd_watch(args, settings):
@@ -111,6 +132,35 @@ def _seconds(text):
     if value < 0:
         raise argparse.ArgumentTypeError('must not be negative')
     return value
+
+
+DURATION_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
+
+
+def _duration(text):
+    """``90``, ``90s``, ``15m``, ``2h``, ``1d``: seconds."""
+    unit = DURATION_UNITS.get(text[-1:].lower())
+    try:
+        value = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            'not a duration: %r (e.g. 90s, 15m, 2h, 1d)' % text)
+    if value < 0:
+        raise argparse.ArgumentTypeError('must not be negative')
+    return value
+
+
+def _states(text):
+    chosen = [word.strip() for word in text.split(',') if word.strip()]
+    unknown = [w for w in chosen if w not in LIST_STATES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            'states are %s' % ', '.join(LIST_STATES))
+    return chosen
+
+
+LIST_STATES = (states.UPLOADING, states.FINALIZING, states.STALLED,
+               states.STORED, states.FAILED, states.BAD)
 
 
 def _interval(text):
@@ -252,6 +302,31 @@ def build_parser():
         help='how long an image may have no record before it is unknown: '
              'watching may start before the upload (default: 30)')
     watch.set_defaults(func=cmd_watch)
+
+    listing = subs.add_parser(
+        'list', parents=[common], epilog=states.EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help='list every upload in flight, without knowing image ids',
+        description='List every upload in flight (uploading, finalizing, '
+                    'stalled) into the\nprogress_rbd stores of the '
+                    'configuration, on every memcached server,\nfound '
+                    'through the glance-api processes\' indexes (see '
+                    'progress_discovery):\nno image id needed, no scan of '
+                    'memcached. Stalled, failed and bad ones\ncome first. '
+                    'A server that does not answer is named on stderr and '
+                    'the\nothers are listed (exit 4).')
+    listing.add_argument(
+        '--since', type=_duration, metavar='DURATION',
+        help='also uploads stored or failed within DURATION (90s, 15m, 2h, '
+             '1d), as far as progress_index_retention keeps them')
+    listing.add_argument(
+        '--state', type=_states, metavar='STATE[,STATE...]',
+        help='only these states: %s' % ', '.join(LIST_STATES))
+    listing.add_argument(
+        '--json', action='store_true',
+        help='one JSON object per upload and line, the fields of show '
+             '--json')
+    listing.set_defaults(func=cmd_list)
 
     orphan = subs.add_parser(
         'orphans', parents=[orphans_common], epilog=states.ORPHANS_EXIT_HELP,

@@ -42,6 +42,9 @@ class ProgressConfig:
         self.socket_timeout = values['progress_socket_timeout']
         self.min_interval = values['progress_min_interval']
         self.writes_in_flight = values['progress_rbd_writes_in_flight']
+        self.discovery = values['progress_discovery']
+        self.index_ttl = values['progress_index_ttl']
+        self.index_retention = values['progress_index_retention']
         self.servers = ()
         if self.enabled:
             try:

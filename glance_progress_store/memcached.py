@@ -154,7 +154,7 @@ class Connection(object):
         self.server = server
         self.socket_timeout = socket_timeout
         self._client = _RawClient([server], socket_timeout=socket_timeout,
-                                  dead_retry=0)
+                                  dead_retry=0, cache_cas=True)
         self._host = self._client.servers[0]
         self._why = None
         # mark_dead() logs its reason through debuglog(), and only there.
@@ -205,6 +205,36 @@ class Connection(object):
     def get_many(self, keys):
         """``{key: RawValue}`` of the keys that exist."""
         return self._call('get', self._client.get_multi, list(keys))
+
+    def add(self, key, value, ttl):
+        """Store ``value`` only if ``key`` does not exist; True if stored."""
+        return bool(self._call('add', self._client.add, key, value,
+                               time=ttl))
+
+    def gets(self, key):
+        """The RawValue of ``key`` (or None), remembered for :meth:`cas`."""
+        self._client.reset_cas()
+        return self._call('gets', self._client.gets, key)
+
+    def cas(self, key, value, ttl):
+        """Store ``value`` only if ``key`` is unchanged since :meth:`gets`.
+
+        True if stored; False if someone else changed or removed it since.
+        python-memcached silently sends a plain ``set`` when it holds no
+        cas id for the key (no :meth:`gets` before, or it found nothing),
+        which would overwrite a concurrent update: that is refused here.
+        """
+        if key.encode('utf-8') not in self._client.cas_ids:
+            raise MemcachedError('cas of %s without a gets that found it'
+                                 % key)
+        try:
+            return bool(self._call('cas', self._client.cas, key, value,
+                                   time=ttl))
+        finally:
+            self._client.reset_cas()
+
+    def delete(self, key):
+        self._call('delete', self._client.delete, key)
 
     def version(self):
         """The server's version; ServerUnavailable if it is not memcached.

@@ -138,6 +138,70 @@ Related options:
 """),
 ]
 
+DISCOVERY_OPTS = [
+    cfg.BoolOpt('progress_discovery',
+                default=True,
+                help="""
+List this backend's uploads in memcached for discovery.
+
+Each glance-api process keeps a small index of its uploads in memcached
+(one key per process and server, written when an upload starts and ends
+and refreshed while the process lives) and lists it in the server's
+registry, so that ``glance-progress list``, the exporter and its page
+find every upload in flight without knowing its image id and without
+scanning memcached. Two extra writes per upload, none per chunk.
+
+Possible values:
+    * True
+    * False
+
+Related options:
+    * progress_index_ttl
+    * progress_index_retention
+
+"""),
+    cfg.IntOpt('progress_index_ttl',
+               default=120,
+               min=10,
+               max=86400,
+               help="""
+Lifetime, in seconds, of a glance-api process's upload index.
+
+The index is re-written every third of this while the process lives.
+When a process is killed, its uploads stop being updated (readers show
+them ``stalled`` after their stall setting, 60 s by default) and
+disappear from discovery once its index expires. Keep it above the
+readers' stall setting, so that a dead worker's uploads are seen stalled
+before they go.
+
+Possible values:
+    * An integer from 10 to 86400
+
+Related options:
+    * progress_discovery
+
+"""),
+    cfg.IntOpt('progress_index_retention',
+               default=3600,
+               min=0,
+               max=memcached.MAX_TTL,
+               help="""
+Seconds an upload stays in the index after it was stored or failed.
+
+``glance-progress list --since DURATION`` and the exporter show finished
+and failed uploads within this window. Keep it at most
+``progress_ttl``: a record that expired cannot be shown.
+
+Possible values:
+    * An integer from 0 to 2592000
+
+Related options:
+    * progress_ttl
+    * progress_discovery
+
+"""),
+]
+
 PIPELINE_OPTS = [
     cfg.IntOpt('progress_rbd_writes_in_flight',
                default=4,
@@ -161,7 +225,7 @@ Related options:
 """),
 ]
 
-OPTIONS = PROGRESS_OPTS + PIPELINE_OPTS
+OPTIONS = PROGRESS_OPTS + DISCOVERY_OPTS + PIPELINE_OPTS
 
 # The glance-api paste filter (glance_progress_store.middleware) reads the
 # memcached servers and prefix of the stores above; these are its own.

@@ -31,12 +31,14 @@ until they are written or their retry window (the TTL, at most
 :data:`MAX_RETRY_WINDOW`) has passed.
 """
 
+import atexit
 import dataclasses
 import logging
 import os
 import threading
 import time
 
+from glance_progress_store import index as index_mod
 from glance_progress_store import memcached
 from glance_progress_store import records
 
@@ -71,6 +73,7 @@ class _Entry(object):
 @dataclasses.dataclass
 class PublisherStats(object):
     updates_sent: int = 0  # (upload, server) states written
+    index_writes: int = 0  # discovery index values written
     probes: int = 0
     server_failures: int = 0
 
@@ -87,13 +90,12 @@ class _Lane(object):
         self.ready_at = 0.0  # monotonic: no write before
         self.needs_probe = False
         self.failures = 0
-
-    def writable(self, now):
-        return not self.needs_probe and self.ready_at <= now
+        self.indexes = {}  # prefix -> index.ProcessIndex on this server
+        self.to_register = {}  # index key -> ProcessIndex to (re)register
 
     def due_at(self):
         """When this lane has work, or None."""
-        if not self.pending:
+        if not self.pending and not self.to_register:
             return None
         return self.ready_at
 
@@ -129,21 +131,29 @@ class Publisher(object):
         self._last_warning = {}
         self._thread = None
 
-    def submit(self, token, values, ttl, final=False):
-        """Record the newest state of an upload; returns at once."""
+    def submit(self, token, values, ttl, final=False, index=None):
+        """Record the newest state of an upload; returns at once.
+
+        With ``index`` = (index TTL, retention), ``token`` is (prefix,
+        image id, backend) and the upload is listed in this process's
+        index for discovery; the index is written when the upload starts
+        and ends, never per chunk.
+        """
         give_up_at = time.monotonic() + min(ttl, MAX_RETRY_WINDOW)
         split = {}
         for key, value in values.items():
-            index = memcached.server_index(key, len(self._lanes))
-            split.setdefault(index, {})[key] = value
+            number = memcached.server_index(key, len(self._lanes))
+            split.setdefault(number, {})[key] = value
         with self._cond:
-            for index, lane_values in split.items():
-                lane = self._lanes[index]
+            for number, lane_values in split.items():
+                lane = self._lanes[number]
                 lane.pending.pop(token, None)  # newest last
                 lane.pending[token] = _Entry(lane_values, ttl, final,
                                              give_up_at)
                 if len(lane.pending) > MAX_PENDING:
                     self._drop_oldest(lane)
+            if index is not None:
+                self._note(token, final, *index)
             if self._thread is None or not self._thread.is_alive():
                 for lane in self._lanes:  # what a dead thread was sending
                     self._requeue(lane, lane.in_flight)
@@ -177,6 +187,29 @@ class Publisher(object):
                     return False
                 self._cond.wait(remaining)
 
+    def _note(self, token, final, ttl, retention):
+        prefix, image_id, backend = token
+        status_key = records.keys_for(image_id, backend, prefix).status
+        lane = self._lanes[memcached.server_index(status_key,
+                                                  len(self._lanes))]
+        index = lane.indexes.get(prefix)
+        if index is None:
+            index = lane.indexes[prefix] = index_mod.ProcessIndex(
+                prefix, ttl, retention)
+        index.ttl, index.retention = ttl, retention
+        if index.note(image_id, backend, final):
+            self._queue_index(lane, index, time.monotonic())
+
+    def _queue_index(self, lane, index, now):
+        """Write the index with the next batch; refresh it before its TTL."""
+        lane.pending.pop(('index', index.key), None)
+        lane.pending[('index', index.key)] = _Entry(
+            {index.key: index.value(time.time())}, index.ttl, False,
+            now + index.ttl)
+        index.refresh_at = now + index.ttl / 3.0
+        if not index.registered:
+            lane.to_register[index.key] = index
+
     def _drop_oldest(self, lane):
         token = next((t for t, e in lane.pending.items() if not e.final),
                      next(iter(lane.pending)))
@@ -194,17 +227,28 @@ class Publisher(object):
             LOG.warning(message, *args, exc_info=exc_info)
 
     def _next_work(self):
-        """(lane, batch or None for a probe), waiting until there is one."""
+        """(lane, batch, or None for a probe, or a ProcessIndex to register),
+        waiting until there is one."""
         while True:
             now = time.monotonic()
             wake = None
             for lane in self._lanes:
+                for index in lane.indexes.values():
+                    if index.refresh_at <= now:
+                        self._queue_index(lane, index, now)
+                        # it may have been evicted: check it is listed
+                        lane.to_register[index.key] = index
+                    wake = index.refresh_at if wake is None else min(
+                        wake, index.refresh_at)
                 due = lane.due_at()
                 if due is None:
                     continue
                 if due <= now:
                     if lane.needs_probe:
                         return lane, None
+                    if lane.to_register:
+                        return lane, lane.to_register.pop(
+                            next(iter(lane.to_register)))
                     batch = {}
                     for token in list(lane.pending)[:MAX_BATCH]:
                         batch[token] = lane.pending.pop(token)
@@ -223,6 +267,8 @@ class Publisher(object):
                         lane.server, self.socket_timeout)
                 if batch is None:
                     self._probe(lane)
+                elif isinstance(batch, index_mod.ProcessIndex):
+                    self._register(lane, batch)
                 else:
                     self._send(lane, batch)
             except Exception:  # the thread must never die
@@ -252,6 +298,42 @@ class Publisher(object):
             self._expire(lane, now)
             self._cond.notify_all()
 
+    def _register(self, lane, index):
+        """List the index in its server's registry, or check it is."""
+        try:
+            if not (index.registered and
+                    index_mod.is_registered(lane.connection, index)):
+                index_mod.register(lane.connection, index)
+            return
+        except memcached.ServerUnavailable as e:
+            LOG.debug('upload index registration failed: %s', e)
+            with self._cond:
+                lane.failed(time.monotonic())
+        except index_mod.Contended as e:
+            LOG.debug('%s; retried later', e)
+        with self._cond:
+            lane.to_register[index.key] = index
+            self._cond.notify_all()
+
+    def unregister_all(self, timeout):
+        """A clean stop: remove this process's indexes, within ``timeout``
+        seconds per server. Called at exit."""
+        for lane in self._lanes:
+            with self._cond:
+                indexes = [i for i in lane.indexes.values() if i.registered]
+            if not indexes:
+                continue
+            connection = memcached.Connection(lane.server,
+                                              min(timeout,
+                                                  self.socket_timeout))
+            try:
+                for index in indexes:
+                    index_mod.unregister(connection, index)
+            except memcached.MemcachedError as e:
+                LOG.debug('upload index not removed: %s', e)
+            finally:
+                connection.close()
+
     def _send(self, lane, batch):
         """The one place a failed write is handled: the lane backs off."""
         by_ttl = {}
@@ -266,7 +348,9 @@ class Publisher(object):
         with self._cond:
             lane.in_flight = {}
             if error is None:
-                self.stats.updates_sent += len(batch)
+                indexes = sum(1 for t in batch if t[0] == 'index')
+                self.stats.index_writes += indexes
+                self.stats.updates_sent += len(batch) - indexes
                 self._warned.difference_update(
                     t for t, e in batch.items() if e.final)
             else:
@@ -323,6 +407,14 @@ def _forget_publishers_after_fork():
 
 
 os.register_at_fork(after_in_child=_forget_publishers_after_fork)
+
+
+@atexit.register
+def _unregister_at_exit():
+    # A process that stops cleanly takes its uploads out of discovery at
+    # once; a killed one's index expires after its TTL.
+    for publisher in list(_PUBLISHERS.values()):
+        publisher.unregister_all(timeout=1.0)
 
 
 class UploadProgress:
@@ -384,7 +476,11 @@ class UploadProgress:
         values = {}
         for keys in self._keys:
             values.update(records.key_values(keys, record))
-        self._publisher.submit(self._token, values, self._config.ttl, final)
+        index = None
+        if self._config.discovery:
+            index = (self._config.index_ttl, self._config.index_retention)
+        self._publisher.submit(self._token, values, self._config.ttl, final,
+                               index=index)
         if final:
             self._publisher.flush(self._token, self._config.socket_timeout,
                                   skip_down=True)

@@ -36,7 +36,8 @@ class MemcachedUnavailable(Exception):
     """A memcached server did not answer, or is not a memcached server."""
 
 
-def _text(key, value, limit):
+def text_value(key, value, limit):
+    """A value as text, if it is one the store writes; else BadRecord."""
     if value.flags not in _PLAIN_FLAGS:
         raise records.BadRecord(
             '%s holds a value this package did not write (memcached flags '
@@ -52,7 +53,7 @@ def _text(key, value, limit):
 
 
 def _size(key, value):
-    text = _text(key, value, 32)
+    text = text_value(key, value, 32)
     if not _DECIMAL.match(text):  # str.isdigit() takes '²' too
         raise records.BadRecord('%s is not a decimal size: %r'
                                 % (key, text[:40]))
@@ -109,7 +110,7 @@ class ProgressReader(object):
         if status is None:
             return None
         record = records.ProgressRecord.from_json(
-            _text(keys.status, status, MAX_STATUS_LENGTH))
+            text_value(keys.status, status, MAX_STATUS_LENGTH))
         for key in (keys.total, keys.uploading):
             if key in values:
                 _size(key, values[key])

@@ -32,6 +32,21 @@ backends at once (copy-image, import to several stores), so each upload
 also writes the same three keys under ``PREFIX ID@BACKEND``; the plain
 keys always describe the most recently updated upload of the image.
 
+Discovery (which uploads are in flight, without knowing their ids) adds
+two kinds of keys, both written to one server each, never spread by
+key:
+
+``PREFIX glance_progress_index.TOKEN``
+    One per glance-api process and server, written only by that process:
+    a JSON object (:func:`index_value`) listing its uploads whose status
+    key lives on that server, each with ``ended_at`` (null while in
+    flight). Re-written every third of its TTL while the process lives,
+    so a killed process's index expires.
+``PREFIX glance_progress_registry``
+    One per server: a JSON object ``{"indexes": {KEY: registered_at}}``
+    of the index keys on that server, changed with ``gets``/``cas`` only
+    when a process starts or stops.
+
 Keys that memcached cannot take (whitespace, control or non-ASCII
 characters, longer than 250 bytes) have the ``ID`` or ``ID@BACKEND`` part
 replaced by ``sha256-`` and its hex digest, so writers and readers derive
@@ -167,3 +182,76 @@ def key_values(keys, record):
     return {keys.total: b'%d' % total,
             keys.uploading: b'%d' % record.bytes,
             keys.status: record.to_json().encode('utf-8')}
+
+
+REGISTRY_NAME = 'glance_progress_registry'
+INDEX_NAME = 'glance_progress_index.'
+MAX_INDEX_LENGTH = 512 * 1024  # memcached's items are 1 MiB at most
+
+
+def registry_key(prefix=''):
+    return prefix + REGISTRY_NAME
+
+
+def index_key(prefix, token):
+    return prefix + INDEX_NAME + token
+
+
+def _load(what, data, limit):
+    if len(data) > limit:
+        raise BadRecord('%s of %d bytes is too large' % (what, len(data)))
+    try:
+        return json.loads(data.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise BadRecord('%s is not JSON: %s' % (what, e))
+
+
+def registry_value(indexes):
+    """The registry's bytes: ``{index key: registered_at}``."""
+    return json.dumps({'indexes': indexes}, sort_keys=True,
+                      separators=(',', ':')).encode('utf-8')
+
+
+def parse_registry(data):
+    """``{index key: registered_at}``; BadRecord if not a registry."""
+    value = _load('the registry', data, MAX_INDEX_LENGTH)
+    indexes = value.get('indexes') if isinstance(value, dict) else None
+    if not isinstance(indexes, dict) or not all(
+            isinstance(k, str) and _is_number(v)
+            for k, v in indexes.items()):
+        raise BadRecord('not a progress registry')
+    return indexes
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexEntry:
+    """An upload a glance-api process has in hand, or had recently."""
+
+    image_id: str
+    backend: object  # str in multi-store, else None
+    ended_at: object = None  # epoch seconds once stored or failed
+
+
+def index_value(host, pid, updated_at, entries):
+    """An index's bytes."""
+    return json.dumps({
+        'host': host, 'pid': pid, 'updated_at': updated_at,
+        'uploads': [[e.image_id, e.backend, e.ended_at] for e in entries],
+    }, separators=(',', ':')).encode('utf-8')
+
+
+def parse_index(data):
+    """The IndexEntry list of an index; BadRecord if not an index."""
+    value = _load('an index', data, MAX_INDEX_LENGTH)
+    uploads = value.get('uploads') if isinstance(value, dict) else None
+    if not isinstance(uploads, list):
+        raise BadRecord('not a progress index')
+    entries = []
+    for item in uploads:
+        if not (isinstance(item, list) and len(item) == 3 and
+                isinstance(item[0], str) and
+                (item[1] is None or isinstance(item[1], str)) and
+                (item[2] is None or _is_number(item[2]))):
+            raise BadRecord('bad index entry: %r' % (item,))
+        entries.append(IndexEntry(*item))
+    return entries

@@ -193,3 +193,24 @@ def exit_code(views):
     codes = [states.STATE_EXIT_CODES.get(v.state, states.EXIT_OK)
              for v in views]
     return max(codes or [states.EXIT_OK])
+
+
+TABLE_COLUMNS = ('IMAGE', 'BACKEND', 'STATE', 'PROGRESS', 'RATE', 'ETA',
+                 'AGE')
+
+
+def table(found):
+    """``list``'s aligned columns under a header; a note when empty."""
+    if not found:
+        return 'no upload in flight'
+    rows = [TABLE_COLUMNS]
+    for view in found:
+        rows.append((
+            view.image_id, view.backend or '-', view.state,
+            '-' if view.bytes is None else progress_text(view),
+            human_rate(view.rate_bytes_per_s),
+            '-' if view.eta_s is None else human_duration(view.eta_s),
+            '-' if view.age_s is None else human_duration(view.age_s)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return '\n'.join('  '.join(cell.ljust(width) for cell, width in
+                               zip(row, widths)).rstrip() for row in rows)

@@ -41,6 +41,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import testbed  # noqa: E402
+from testbed.figures import conclude  # noqa: E402
+from testbed.figures import make_source  # noqa: E402
 from testbed import procs  # noqa: E402
 from testbed.sizes import human  # noqa: E402
 from testbed.sizes import parse_size  # noqa: E402
@@ -118,16 +120,6 @@ def _cpu_seconds(who):
 
 
 # -- the benchmark -----------------------------------------------------------
-
-def make_source(path, size):
-    """Incompressible data, written once and then read from page cache."""
-    block = os.urandom(64 * MiB)
-    with open(path, 'wb') as f:
-        left = size
-        while left:
-            f.write(block[:min(left, len(block))])
-            left -= min(left, len(block))
-
 
 def measure_add(args, ceph, memcached, source, driver, known, progress):
     image_id = str(uuid.uuid4())
@@ -418,11 +410,7 @@ def main(argv=None):
         missed = run_glance_bench(args)
     else:
         missed = summarize(*run_bench(args))
-    if missed:
-        print('\nTARGETS MISSED:\n  ' + '\n  '.join(missed))
-        return 1
-    print('\nall targets met')
-    return 0
+    return conclude(missed)
 
 
 def _meminfo():

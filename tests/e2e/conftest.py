@@ -57,6 +57,63 @@ def glance_multi(ceph, memcached, workdir):
         yield api
 
 
+@pytest.fixture
+def cleanup(ceph):
+    """Images to delete from Ceph after the test, whatever glance did."""
+    created = []
+    yield created
+    for image_id in created:
+        for pool in (helpers.POOL, helpers.POOL2):
+            helpers.remove_image(ceph, pool, image_id)
+
+
+# -- Keystone: real tokens through keystonemiddleware's authtoken --------
+
+@pytest.fixture(scope='session')
+def keystone(workdir):
+    """A real Keystone (testbed.Keystone): admin, alice (member of alpha),
+    bob (member of beta) and glance's service user."""
+    with testbed.Keystone(os.path.join(workdir, 'keystone')) as server:
+        yield server
+
+
+@pytest.fixture(scope='session')
+def clouds_yaml(keystone, glance_keystone):
+    """A clouds.yaml with the clouds admin, alice and bob; the catalog's
+    image endpoints (public, internal) are glance_keystone's."""
+    return keystone.clouds_yaml()
+
+
+def _keystone_glance(workdir, name, ceph, memcached, keystone, **kwargs):
+    return testbed.GlanceAPI(
+        os.path.join(workdir, name), ceph, memcached.address,
+        mode='single', keystone=keystone,
+        extra_conf={'DEFAULT': {'image_size_cap': IMAGE_SIZE_CAP}}, **kwargs)
+
+
+@pytest.fixture(scope='session')
+def glance_keystone(ceph, memcached, workdir, keystone):
+    """glance-api in the stock keystone flavor of etc/glance-api-paste.ini
+    (authtoken, context, upload_progress), single store; it is the image
+    service of keystone's catalog."""
+    api = _keystone_glance(workdir, 'glance-keystone', ceph, memcached,
+                           keystone)
+    keystone.add_service('image', 'glance',
+                         {'public': api.url, 'internal': api.url})
+    with api:
+        yield api
+
+
+@pytest.fixture(scope='session')
+def glance_keystone_node2(ceph, memcached, workdir, keystone,
+                          glance_keystone):
+    """A second glance-api node of glance_keystone: its own uWSGI, the same
+    Keystone, memcached, Ceph and glance database."""
+    with _keystone_glance(workdir, 'glance-keystone-node2', ceph, memcached,
+                          keystone, shared_with=glance_keystone) as api:
+        yield api
+
+
 @pytest.fixture(scope='session')
 def web_server(workdir):
     """Serves files from a directory on 127.0.0.1, for web-download."""

@@ -46,16 +46,6 @@ def check_progress(watcher, size, backend=None):
     return seen
 
 
-@pytest.fixture
-def cleanup(ceph):
-    """Images to delete from Ceph after the test, whatever glance did."""
-    created = []
-    yield created
-    for image_id in created:
-        for pool in (helpers.POOL, helpers.POOL2):
-            helpers.remove_image(ceph, pool, image_id)
-
-
 @pytest.mark.parametrize('known_size', [True, False],
                          ids=['image-upload', 'chunked-no-size'])
 def test_upload_single_store(glance_single, ceph, memcached, cleanup,

@@ -40,15 +40,6 @@ FIELDS = ['image_id', 'backend', 'state', 'bytes', 'total', 'percent',
           'reason', 'error', 'image_status', 'stalled']
 
 
-@pytest.fixture
-def cleanup(ceph):
-    created = []
-    yield created
-    for image_id in created:
-        for pool in (helpers.POOL, helpers.POOL2):
-            helpers.remove_image(ceph, pool, image_id)
-
-
 def get(api, path, method='GET', headers=None, **kwargs):
     all_headers = dict(api.headers(), **(headers or {}))
     return requests.request(method, api.url + path, headers=all_headers,

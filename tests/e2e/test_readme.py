@@ -27,6 +27,7 @@ import hashlib
 import os
 import pathlib
 import re
+import sys
 import uuid
 
 import pytest
@@ -42,12 +43,74 @@ SNIPPET = ROOT / 'etc' / 'glance-api.conf.snippet'
 SNIPPET_MULTI = '# --- Multiple stores'
 
 
-def readme_blocks():
-    """(id, text) of each block fenced as ```ini in README.md."""
+def _ini_blocks():
     text = (ROOT / 'README.md').read_text()
-    blocks = re.findall(r'^```ini\n(.*?)^```', text, re.M | re.S)
+    return re.findall(r'^```ini\n(.*?)^```', text, re.M | re.S)
+
+
+def _is_paste(block):
+    """A block for glance-api-paste.ini, not glance-api.conf."""
+    return re.search(r'(?m)^\[(filter|composite|app|pipeline):', block)
+
+
+def readme_blocks():
+    """(id, text) of each glance-api.conf block fenced as ```ini in
+    README.md."""
     return [('README-ini-%d' % n, block)
-            for n, block in enumerate(blocks, 1)]
+            for n, block in enumerate(_ini_blocks(), 1)
+            if not _is_paste(block)]
+
+
+PASTE = ROOT / 'etc' / 'glance-api-paste.ini'
+
+
+def test_readme_paste_blocks_are_in_the_shipped_paste_file():
+    """What README says to paste into glance-api-paste.ini is what the
+    Keystone-backed tests boot glance-api with (etc/glance-api-paste.ini)."""
+    blocks = [b for b in _ini_blocks() if _is_paste(b)]
+    assert blocks
+    for block in blocks:
+        assert block in PASTE.read_text()
+
+
+def _pipelines(text):
+    parser = configparser.RawConfigParser(default_section='\0')
+    parser.read_string(text)
+    return {flavor: value for flavor, value in parser['composite:api'].items()
+            if flavor != 'paste.composite_factory'}
+
+
+def test_readme_pipelines_are_the_shipped_ones():
+    rows = re.findall(r'(?m)^\| `?([a-z+]+)`?(?: \(`default`\))? \| '
+                      r'`(cors .*)` \|$', (ROOT / 'README.md').read_text())
+    readme = {('default' if flavor == 'none' else flavor): pipeline
+              for flavor, pipeline in rows}
+    assert readme == _pipelines(PASTE.read_text())
+
+
+def test_shipped_paste_file_is_glances_own_plus_the_filter():
+    import glance
+    installed = pathlib.Path(glance.__file__).parents[3] / 'etc' / 'glance'
+    candidates = [installed / 'glance-api-paste.ini',
+                  pathlib.Path(sys.prefix) / 'etc' / 'glance' /
+                  'glance-api-paste.ini']
+    own = next(p for p in candidates if p.exists()).read_text()
+    shipped = PASTE.read_text()
+    for flavor, pipeline in _pipelines(shipped).items():
+        words = pipeline.split()
+        anchor = words.index('upload_progress') - 1
+        assert words[anchor] in ('context', 'unauthenticated-context')
+        assert _pipelines(own)[flavor] == ' '.join(
+            w for w in words if w != 'upload_progress')
+    parser = configparser.RawConfigParser(default_section='\0')
+    parser.read_string(shipped)
+    theirs = configparser.RawConfigParser(default_section='\0')
+    theirs.read_string(own)
+    assert set(parser.sections()) - set(theirs.sections()) == {
+        'filter:upload_progress'}
+    for section in theirs.sections():
+        if section != 'composite:api':
+            assert dict(parser[section]) == dict(theirs[section]), section
 
 
 def snippet_blocks():

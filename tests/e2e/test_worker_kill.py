@@ -48,13 +48,16 @@ pytestmark = pytest.mark.e2e
 UPLOAD_SIZE = 512 * MiB  # never sent in full: the worker dies first
 PIECE = MiB
 STALL_AFTER = 3
+INDEX_TTL = 12  # progress_index_ttl: a dead worker's uploads then go
 
 
 @pytest.fixture(scope='module')
 def glance_wk(ceph, memcached, workdir):
     with testbed.GlanceAPI(
             os.path.join(workdir, 'glance-worker-kill'), ceph,
-            memcached.address, mode='single', workers=2) as api:
+            memcached.address, mode='single', workers=2,
+            extra_conf={'glance_store': {
+                'progress_index_ttl': INDEX_TTL}}) as api:
         yield api
 
 
@@ -204,6 +207,26 @@ def test_killed_worker_leaves_a_stalled_upload_and_an_orphan(
         assert STALL_AFTER <= age < STALL_AFTER + 3, states
         assert view['bytes'] == last.bytes and view['age_s'] > STALL_AFTER
         assert reader.get(image_id) == last  # still "uploading" in memcached
+
+        # list finds it without its id: stalled, then gone with the dead
+        # worker's index (re-written every INDEX_TTL / 3 while it lived)
+        code, listed = glance_progress(
+            'list', '--json', '--stall-after', STALL_AFTER,
+            '--servers', memcached.address)
+        assert [(v['state'], v['bytes']) for v in listed
+                if v['image_id'] == image_id] == [('stalled', last.bytes)]
+        assert code == 2
+        while True:
+            code, listed = glance_progress(
+                'list', '--json', '--stall-after', STALL_AFTER,
+                '--servers', memcached.address)
+            if image_id not in [v['image_id'] for v in listed]:
+                break
+            assert time.time() - killed_at < INDEX_TTL + 5, listed
+            time.sleep(0.5)
+        gone_after = time.time() - killed_at
+        print('list: gone %.1f s after the kill' % gone_after)
+        assert gone_after > INDEX_TTL - INDEX_TTL / 3.0 - 1
 
         # the partial image is an orphan, found through glance's own config
         assert image_id in ceph.images(helpers.POOL)

@@ -132,3 +132,15 @@ def test_reader_raises_unavailable_not_timeout(live_memcached):
         live_memcached.resume()
     assert reader.get(str(uuid.uuid4())) is None  # reconnects at once
     assert helpers.MiB  # the shared helpers import in this tier
+
+
+@pytest.mark.parametrize('form', ['inet:%s', '%s'])
+def test_healthy_server_in_every_form_answers(live_memcached, form):
+    # reader.check_servers used to add "inet:" instead of stripping it:
+    # a healthy inet: server was reported as not answering
+    from glance_progress_store import reader as reader_mod
+    server = form % live_memcached.address
+    reader_mod.ProgressReader([server]).check_servers()
+    out, _ = _cli('show', str(uuid.uuid4()), '--servers', server)
+    assert out.returncode == 3, out  # unknown: answered, no record
+    assert 'state:    unknown' in out.stdout

@@ -86,3 +86,13 @@ def test_exit_code_highest_wins():
              for s in ('stored', 'failed', 'stalled')]
     assert views_mod.exit_code(views) == states.EXIT_STALLED
     assert views_mod.exit_code([views_mod.View('a', None, 'uploading')]) == 0
+
+
+def test_a_stored_empty_image_reads_complete():
+    record = records.ProgressRecord('stored', 0, 0, None, 10.0, 10.5)
+    view = views_mod.view_of('empty', None, record, 11.0, 60)
+    assert (view.total, view.percent) == (0, 100.0)
+    text = views_mod.describe(view)
+    assert 'progress: 0 B / 0 B (100.0%)' in text
+    assert 'size not known yet' not in text
+    assert views_mod.plain_line(view).split()[3:5] == ['0/0', '100.0%']

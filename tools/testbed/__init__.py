@@ -19,8 +19,8 @@ CLIs are Debian packages).  One module per job:
 
 - ``packages``: the Debian packages, Ceph's bindings for a venv;
 - ``procs``: ports, commands, /proc, stopping processes;
-- ``ceph``, ``memcached``, ``glance_api``, ``prometheus``: one daemon
-  kind each;
+- ``ceph``, ``memcached``, ``glance_api``, ``keystone``, ``prometheus``:
+  one daemon kind each;
 - ``stack``: all of them as one unit (``LocalStack``) and its state file;
 - ``sizes``: '512M' and friends;
 - ``cli``: ``python3 tools/testbed up|down|status|install|link-bindings``.
@@ -31,6 +31,7 @@ The names below are what tests and tools use: ``testbed.CephCluster``...
 from testbed.ceph import CephCluster  # noqa: F401
 from testbed.ceph import DEFAULT_POOL  # noqa: F401
 from testbed.glance_api import GlanceAPI  # noqa: F401
+from testbed.keystone import Keystone  # noqa: F401
 from testbed.memcached import Memcached  # noqa: F401
 from testbed.packages import ensure_packages  # noqa: F401
 from testbed.procs import clean_env  # noqa: F401

@@ -21,10 +21,14 @@ server any more.  Stdlib only; glance runs in the interpreter given as
 ``python``, which needs glance, pyuwsgi, this package and the Ceph
 bindings (``tools/setup-env e2e``).
 
-There is no Keystone.  The paste pipeline is glance's Keystone pipeline
-without ``authtoken``, so glance trusts the X-Identity-Status, X-User-Id,
-X-Project-Id and X-Roles headers, and uWSGI adds those of an admin to
-any request that has none, such as the glance CLI's.
+By default there is no Keystone.  The paste pipeline is glance's
+Keystone pipeline without ``authtoken``, so glance trusts the
+X-Identity-Status, X-User-Id, X-Project-Id and X-Roles headers, and
+uWSGI adds those of an admin to any request that has none, such as the
+glance CLI's.  With ``keystone=`` (a testbed.Keystone) glance runs the
+stock ``keystone`` flavor of this repository's etc/glance-api-paste.ini,
+the file operators get (authtoken, then the upload_progress filter), and
+trusts no header: every request needs a real token.
 """
 
 import configparser
@@ -44,6 +48,10 @@ NOAUTH_TOKEN = "noauth"
 DEFAULT_BACKENDS = {"ceph1": "images", "ceph2": "images2"}
 # python-glanceclient sends 1 MiB chunks; uWSGI refuses a chunk of a
 # chunked body above chunked-input-limit, 1 MiB by default.
+# The paste file operators get: every flavor carries the filter.
+SHIPPED_PASTE_INI = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "etc", "glance-api-paste.ini")
 CHUNKED_INPUT_LIMIT = 16 * 2**20
 # uWSGI fails a body read after socket-timeout (4 s by default) without
 # data: glance then logs "unable to receive chunked part".
@@ -134,12 +142,20 @@ class GlanceAPI:
     ini text such as an operator pastes, section by section and key by
     key, its values taken verbatim.  ``progress_filter`` puts the
     package's upload_progress paste filter after ``context``.
+
+    ``keystone`` (a testbed.Keystone) runs ``[paste_deploy] flavor =
+    keystone`` of SHIPPED_PASTE_INI (so the filter is always there) with
+    ``[keystone_authtoken]`` for keystone's ``glance`` user, and without
+    the test bed's identity headers; register the URL in the catalog
+    with ``keystone.add_service``.  ``shared_with`` (another GlanceAPI)
+    makes this one a second node of the same glance: same database and
+    staging directory (no db_sync), own port, workdir and log.
     """
 
     def __init__(self, workdir, ceph, memcached_address, *, mode="single",
                  backends=None, driver="progress_rbd", port=None, workers=2,
                  extra_conf=None, python=sys.executable, conf_text=None,
-                 progress_filter=False):
+                 progress_filter=False, keystone=None, shared_with=None):
         if mode not in ("single", "multi"):
             raise ValueError("mode must be 'single' or 'multi'")
         self.workdir = os.path.abspath(workdir)
@@ -153,6 +169,8 @@ class GlanceAPI:
         self.extra_conf = extra_conf or {}
         self.conf_text = conf_text
         self.progress_filter = progress_filter
+        self.keystone = keystone
+        self.shared_with = shared_with
         self.python = python
         self.url = "http://127.0.0.1:%d" % self.port
         self.conf_dir = os.path.join(self.workdir, "etc")
@@ -183,6 +201,8 @@ class GlanceAPI:
 
     def _glance_conf(self):
         w = self.workdir
+        # A second node uses the first node's database and staging area.
+        shared = self.shared_with.workdir if self.shared_with else w
         conf = {
             "DEFAULT": {
                 "enabled_import_methods":
@@ -194,7 +214,7 @@ class GlanceAPI:
                 # deployments with several API workers must set it.
                 "worker_self_reference_url": self.url,
             },
-            "database": {"connection": "sqlite:///%s/glance.sqlite" % w},
+            "database": {"connection": "sqlite:///%s/glance.sqlite" % shared},
             # web-download fetches from ports 80 and 443 only, and never
             # from loopback unless allowed: tests serve on 127.0.0.1 (not
             # "localhost").  Without the brackets every URI gets a bare
@@ -203,7 +223,7 @@ class GlanceAPI:
                                       "allowed_ports": "[]"},
         }
         if self.mode == "single":
-            conf["DEFAULT"]["node_staging_uri"] = "file://%s/staging" % w
+            conf["DEFAULT"]["node_staging_uri"] = "file://%s/staging" % shared
             conf["glance_store"] = dict(
                 stores=self.driver, default_store="rbd",
                 **self._store_options(self.pools[0]))
@@ -213,11 +233,15 @@ class GlanceAPI:
             conf["glance_store"] = {
                 "default_backend": next(iter(self.backends))}
             conf["os_glance_staging_store"] = {
-                "filesystem_store_datadir": os.path.join(w, "staging")}
+                "filesystem_store_datadir": os.path.join(shared, "staging")}
             conf["os_glance_tasks_store"] = {
                 "filesystem_store_datadir": os.path.join(w, "tasks")}
             for name, pool in self.backends.items():
                 conf[name] = self._store_options(pool)
+        if self.keystone is not None:
+            conf["paste_deploy"] = {"flavor": "keystone",
+                                    "config_file": SHIPPED_PASTE_INI}
+            conf["keystone_authtoken"] = self.keystone.authtoken_conf()
         for section, options in self.extra_conf.items():
             conf.setdefault(section, {}).update(options)
         for section, options in _parse_ini(self.conf_text or "").items():
@@ -225,7 +249,7 @@ class GlanceAPI:
         return conf
 
     def _uwsgi_conf(self):
-        return {"uwsgi": {
+        conf = {"uwsgi": {
             "http-socket": "127.0.0.1:%d" % self.port,
             "module": "glance.wsgi.api:application",
             "master": True,
@@ -245,13 +269,19 @@ class GlanceAPI:
             # http-socket closes the connection after each response; saying
             # so keeps clients from reusing it (else: connection resets).
             "add-header": "Connection: close",
-            # No Keystone: a request without an identity gets headers()'.
-            "route-if-not": "empty:${HTTP_X_IDENTITY_STATUS} goto:identified",
-            "route-run": [
-                "addvar:HTTP_%s=%s" % (name.upper().replace("-", "_"), value)
-                for name, value in self.headers().items()],
-            "route-label": "identified",
         }}
+        if self.keystone is None:
+            # No Keystone: a request without an identity gets headers()'.
+            conf["uwsgi"].update({
+                "route-if-not":
+                    "empty:${HTTP_X_IDENTITY_STATUS} goto:identified",
+                "route-run": [
+                    "addvar:HTTP_%s=%s" % (name.upper().replace("-", "_"),
+                                           value)
+                    for name, value in self.headers().items()],
+                "route-label": "identified",
+            })
+        return conf
 
     def _write_config(self):
         for sub in ("etc", "staging", "tasks"):
@@ -277,13 +307,15 @@ class GlanceAPI:
         # pyuwsgi starts inside an already running interpreter, so uWSGI's
         # own `env` option never reaches os.environ, where glance looks.
         env = dict(os.environ, OS_GLANCE_CONFIG_DIR=self.conf_dir)
-        sync = subprocess.run(
-            [self.python, "-m", "glance.cmd.manage", "--config-file",
-             self.conf_path, "db_sync"],
-            capture_output=True, text=True, env=env, timeout=300)
-        if sync.returncode != 0:
-            raise RuntimeError("glance-manage db_sync failed (rc=%d): %s"
-                               % (sync.returncode, sync.stderr[-3000:]))
+        if self.shared_with is None:  # a second node: the first one's
+            sync = subprocess.run(
+                [self.python, "-m", "glance.cmd.manage", "--config-file",
+                 self.conf_path, "db_sync"],
+                capture_output=True, text=True, env=env, timeout=300)
+            if sync.returncode != 0:
+                raise RuntimeError(
+                    "glance-manage db_sync failed (rc=%d): %s"
+                    % (sync.returncode, sync.stderr[-3000:]))
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 [self.python, "-c",
@@ -348,26 +380,40 @@ class GlanceAPI:
 
     # -- clients -----------------------------------------------------------
 
-    def headers(self):
+    def headers(self, user="admin"):
         """The identity of an admin of the e2e project, as Keystone's
         authtoken would pass it to glance.
 
         For raw HTTP clients only: python-glanceclient percent-encodes
         header values, which makes "admin,member,reader" one unknown role.
+        With Keystone: a new token of ``user`` (a testbed.keystone.USERS
+        name) as X-Auth-Token.
         """
+        if self.keystone is not None:
+            return {"X-Auth-Token": self.keystone.token(user)}
         return {"X-Identity-Status": "Confirmed", "X-User-Id": USER_ID,
                 "X-Project-Id": PROJECT_ID, "X-Roles": ROLES}
 
-    def client(self):
+    def client(self, user="admin"):
         """A python-glanceclient v2 client, acting as headers()' admin.
 
         It sends only a token, and uWSGI adds the identity (headers()
-        says why not identity_headers).
+        says why not identity_headers).  With Keystone: a keystoneauth
+        session of ``user``'s password, talking to this node's URL.
         """
         from glanceclient.v2 import client
-        return client.Client(self.url, token=NOAUTH_TOKEN)
+        if self.keystone is None:
+            return client.Client(self.url, token=NOAUTH_TOKEN)
+        from keystoneauth1.identity import v3
+        from keystoneauth1 import session
+        auth = v3.Password(**self.keystone.auth(user))
+        return client.Client(self.url, session=session.Session(auth=auth))
 
-    def cli_env(self):
+    def cli_env(self, user="admin"):
         """Environment of the glance CLI: with an image URL and a token it
-        skips Keystone; nothing checks the token."""
-        return {"OS_IMAGE_URL": self.url, "OS_AUTH_TOKEN": NOAUTH_TOKEN}
+        skips Keystone; nothing checks the token (with Keystone: a real
+        token of ``user``)."""
+        token = NOAUTH_TOKEN
+        if self.keystone is not None:
+            token = self.keystone.token(user)
+        return {"OS_IMAGE_URL": self.url, "OS_AUTH_TOKEN": token}

@@ -1,0 +1,74 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Discovery through real glance-apis: uploads found without their ids."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.e2e.helpers import new_image
+from tests import helpers
+from tests.helpers import MiB
+
+pytestmark = pytest.mark.e2e
+
+
+def glance_progress_list(*args):
+    done = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), 'glance-progress'),
+         'list', '--json', *args], capture_output=True, text=True,
+        timeout=60)
+    return done.returncode, [json.loads(line)
+                             for line in done.stdout.splitlines()]
+
+
+def test_three_uploads_through_two_glance_apis_all_listed(
+        glance_single, glance_multi, memcached, cleanup):
+    jobs = []
+    for api, kwargs in ((glance_single, {}), (glance_single, {}),
+                        (glance_multi, {'backend': 'ceph2'})):
+        client = api.client()
+        image_id = new_image(client, cleanup)
+        data = helpers.payload(40 * MiB, seed=len(jobs))
+        thread = threading.Thread(target=client.images.upload, args=(
+            image_id, helpers.SlowReader(data, pause=0.1)),
+            kwargs=dict(image_size=len(data), **kwargs), daemon=True)
+        thread.start()
+        jobs.append((image_id, thread, kwargs.get('backend')))
+    expected = {(i, b) for i, _, b in jobs}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            code, listed = glance_progress_list('--servers',
+                                                memcached.address)
+            found = {(v['image_id'], v['backend']) for v in listed
+                     if v['state'] == 'uploading' and v['bytes']}
+            if expected <= found:
+                break
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.2)
+        assert code == 0
+    finally:
+        for _, thread, _ in jobs:
+            thread.join(120)
+    # once stored, they leave the list, and --since shows them
+    code, listed = glance_progress_list('--servers', memcached.address)
+    assert not expected & {(v['image_id'], v['backend']) for v in listed}
+    code, listed = glance_progress_list('--servers', memcached.address,
+                                        '--since', '5m', '--state', 'stored')
+    assert expected <= {(v['image_id'], v['backend']) for v in listed}

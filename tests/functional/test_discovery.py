@@ -1,0 +1,239 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Discovery against real memcached: every upload found, no id needed.
+
+The memcached here also holds 200,000 foreign keys, as a Keystone token
+cache would: discovery never walks them (three reads per server).
+"""
+
+import atexit
+import multiprocessing
+import os
+import time
+import uuid
+
+import pytest
+
+import testbed
+
+from glance_progress_store import discovery
+from glance_progress_store import glance_config
+from glance_progress_store import memcached
+from glance_progress_store import progress
+from glance_progress_store import records
+
+from tests import helpers
+
+MiB = helpers.MiB
+FOREIGN_KEYS = 200000
+INDEX = (30, 600)  # index TTL, retention
+
+
+@pytest.fixture(scope='module')
+def crowded():
+    """A memcached of its own, holding 200,000 keys that are not ours."""
+    with testbed.Memcached(memory_mb=512) as server:
+        connection = memcached.Connection(server.address, 5)
+        value = b'x' * 80
+        for start in range(0, FOREIGN_KEYS, 5000):
+            connection.set_many({'keystone.token.%d' % n: value
+                                 for n in range(start, start + 5000)}, 0)
+        connection.close()
+        yield server
+
+
+@pytest.fixture(scope='module')
+def second():
+    with testbed.Memcached() as server:
+        yield server
+
+
+def _settings(*servers, prefix=''):
+    source = glance_config.Source(tuple(s.address for s in servers), prefix)
+    return glance_config.Settings([source], {})
+
+
+def _record(state, nbytes=1, total=10, updated_at=None, started_at=None):
+    now = time.time()
+    return records.ProgressRecord(state, nbytes, total, None,
+                                  started_at or now,
+                                  updated_at or now, None)
+
+
+def _publish(publisher, prefix, image_id, record, final=False):
+    token = (prefix, image_id, None)
+    publisher.submit(token, records.key_values(
+        records.keys_for(image_id, None, prefix), record), 600, final,
+        index=INDEX)
+    assert publisher.flush(token, 10)
+
+
+def _wait_listed(settings, expected, since=None, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = discovery.discover(settings, since=since)
+        ids = {v.image_id for v in snapshot.views}
+        if ids == expected or time.monotonic() > deadline:
+            return snapshot
+        time.sleep(0.1)
+
+
+def test_store_uploads_are_listed_while_in_flight(single_store, crowded,
+                                                  image_id):
+    import threading
+    store = single_store(progress_memcached_servers=[crowded.address])
+    settings = _settings(crowded)
+    data = helpers.payload(12 * MiB)
+    upload = threading.Thread(target=helpers.add_single, args=(
+        store, image_id, helpers.SlowReader(data, pause=0.05), len(data)))
+    upload.start()
+    during = []
+    try:
+        while upload.is_alive() and not during:
+            during = [v for v in discovery.discover(settings).views
+                      if v.image_id == image_id and v.bytes]
+            time.sleep(0.02)
+    finally:
+        upload.join()
+    assert during and during[0].state == 'uploading'
+    assert during[0].total == len(data)
+    after = discovery.discover(settings)
+    assert image_id not in {v.image_id for v in after.views}
+    stored = [v for v in discovery.discover(settings, since=60).views
+              if v.image_id == image_id]
+    assert [(v.state, v.bytes) for v in stored] == [('stored', len(data))]
+
+
+def _child(addresses, prefix, ids, barrier, done):
+    publisher = progress.get_publisher(addresses, 1.0)
+    barrier.wait()  # every process starts its uploads at the same moment
+    for image_id in ids:
+        _publish(publisher, prefix, image_id, _record('uploading'))
+    done.wait()  # stay alive (index registered) until the parent looked
+    # multiprocessing ends its children with os._exit(): run what a
+    # normal interpreter exit runs (the publisher's unregistration)
+    atexit._run_exitfuncs()
+
+
+@pytest.mark.parametrize('round', range(3))
+def test_concurrent_starts_lose_no_index_entry(crowded, second, round):
+    """16 upload starts from 4 processes, registering at once (cas)."""
+    servers = [crowded, second]
+    addresses = [s.address for s in servers]
+    prefix = 'race%d-%s:' % (round, uuid.uuid4().hex[:6])
+    context = multiprocessing.get_context('fork')
+    barrier, done = context.Barrier(4), context.Event()
+    ids = [[str(uuid.uuid4()) for _ in range(4)] for _ in range(4)]
+    children = [context.Process(target=_child,
+                                args=(addresses, prefix, i, barrier, done))
+                for i in ids]
+    for child in children:
+        child.start()
+    try:
+        expected = {i for group in ids for i in group}
+        snapshot = _wait_listed(_settings(*servers, prefix=prefix), expected)
+        assert {v.image_id for v in snapshot.views} == expected
+        for server in servers:  # one registry entry per process & server
+            registry = memcached.Connection(server.address, 2).get_many(
+                [records.registry_key(prefix)])
+            entries = records.parse_registry(
+                registry[records.registry_key(prefix)].data)
+            assert 1 <= len(entries) <= 4
+    finally:
+        done.set()
+        for child in children:
+            child.join(30)
+    assert [c.exitcode for c in children] == [0, 0, 0, 0]
+    # a clean exit takes each process's index out of the registry
+    for server in servers:
+        value = memcached.Connection(server.address, 2).get_many(
+            [records.registry_key(prefix)])[records.registry_key(prefix)]
+        assert records.parse_registry(value.data) == {}
+    assert discovery.discover(_settings(*servers, prefix=prefix)).views == ()
+
+
+def test_python_memcached_cas_without_gets_is_refused(crowded):
+    connection = memcached.Connection(crowded.address, 2)
+    key = 'cas-test-%s' % uuid.uuid4().hex
+    with pytest.raises(memcached.MemcachedError, match='without a gets'):
+        connection.cas(key, b'x', 10)
+    assert connection.add(key, b'1', 10)
+    assert not connection.add(key, b'2', 10)
+    assert connection.gets(key).data == b'1'
+    other = memcached.Connection(crowded.address, 2)
+    other.set_many({key: b'changed'}, 10)
+    assert connection.cas(key, b'3', 10) is False  # someone else won
+    assert connection.gets(key).data == b'changed'
+    assert connection.cas(key, b'4', 10) is True
+
+
+def test_stalled_then_gone_when_the_process_index_expires(crowded):
+    """A process that stops updating (killed): stalled, then gone."""
+    prefix = 'killed-%s:' % uuid.uuid4().hex[:6]
+    image_id = str(uuid.uuid4())
+    context = multiprocessing.get_context('fork')
+
+    def killed():
+        publisher = progress.Publisher([crowded.address], 1.0)
+        token = (prefix, image_id, None)
+        publisher.submit(token, records.key_values(
+            records.keys_for(image_id, None, prefix),
+            _record('uploading')), 600, index=(10, 600))
+        publisher.flush(token, 10)
+        time.sleep(1.5)  # the index and its registration are written
+        os.kill(os.getpid(), 9)
+
+    child = context.Process(target=killed)
+    child.start()
+    child.join(30)
+    assert child.exitcode == -9
+    settings = _settings(crowded, prefix=prefix)
+    snapshot = discovery.discover(settings, stall_after=60)
+    assert [(v.image_id, v.state) for v in snapshot.views] == [
+        (image_id, 'uploading')]
+    time.sleep(2.5)
+    snapshot = discovery.discover(settings, stall_after=2)
+    assert [(v.image_id, v.state) for v in snapshot.views] == [
+        (image_id, 'stalled')]
+    deadline = time.monotonic() + 20  # index TTL 10 s after its last write
+    while discovery.discover(settings, stall_after=2).views:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+
+
+def test_one_server_down_lists_the_rest(crowded):
+    down = testbed.Memcached()  # a port nobody listens on
+    publisher = progress.Publisher([crowded.address, down.address], 0.3)
+    prefix = 'half-%s:' % uuid.uuid4().hex[:6]
+    on_live = []
+    while len(on_live) < 3:
+        image_id = str(uuid.uuid4())
+        key = records.keys_for(image_id, None, prefix).status
+        if memcached.server_index(key, 2) == 0:
+            on_live.append(image_id)
+            token = (prefix, image_id, None)
+            publisher.submit(token, records.key_values(
+                records.keys_for(image_id, None, prefix),
+                _record('uploading')), 600, index=INDEX)
+            publisher.flush(token, 5, skip_down=True)
+    settings = glance_config.Settings([glance_config.Source(
+        (crowded.address, down.address), prefix)], {})
+    deadline = time.monotonic() + 10
+    while True:
+        snapshot = discovery.discover(settings, socket_timeout=0.5)
+        if {v.image_id for v in snapshot.views} == set(on_live):
+            break
+        assert time.monotonic() < deadline, snapshot
+        time.sleep(0.1)
+    assert list(snapshot.unreadable) == [down.address]
+    assert 'refused' in snapshot.unreadable[down.address]
