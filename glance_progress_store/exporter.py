@@ -54,6 +54,7 @@ from prometheus_client import core as prom_core
 from prometheus_client import exposition
 from prometheus_client import registry as prom_registry
 
+from glance_progress_store import discovery
 from glance_progress_store import exporter_page
 from glance_progress_store import states
 
@@ -382,6 +383,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops connections of a burst of
+    # scrapers, which the kernel then retries after one second.
+    request_queue_size = 128
 
 
 class ListenError(Exception):
@@ -550,8 +554,6 @@ def run_command(args, settings, out=sys.stderr):
         logging.basicConfig(
             level=logging.WARNING,
             format='glance-progress exporter: %(levelname)s: %(message)s')
-    # Imported here: the other sub-commands do not need it.
-    from glance_progress_store import discovery
     since = args.since or None
 
     def read():

@@ -151,8 +151,8 @@ function show(doc) {
   for (const v of doc.views) counts[v.state] = (counts[v.state] || 0) + 1;
   const inFlight = (counts.uploading || 0) + (counts.finalizing || 0) +
     (counts.stalled || 0);
-  caption.textContent = 'Uploads: ' + inFlight + ' in flight, ' +
-    (counts.stalled || 0) + ' stalled, ' + (counts.failed || 0) +
+  caption.textContent = 'Uploads: ' + inFlight + ' in flight (' +
+    (counts.stalled || 0) + ' stalled), ' + (counts.failed || 0) +
     ' failed recently';
   if (!rows.length) {
     const tr = document.createElement('tr');

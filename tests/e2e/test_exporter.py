@@ -1,0 +1,405 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""``glance-progress exporter`` during real uploads through glance-api:
+scraped by a real Prometheus, its page shown by a real Chromium.
+
+The exporter runs as operators run it, its own process reading the
+session glance-api's configuration; Prometheus (Debian's package, on
+loopback, scraping every second) and Chromium (Debian's, headless, every
+name but 127.0.0.1 unresolvable) are started by the test and stopped
+with it.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import testbed
+
+from tests.e2e.helpers import new_image
+from tests.e2e.helpers import Upload
+from tests.e2e.helpers import wait_image
+from tests import helpers
+from tests.helpers import MiB
+
+pytestmark = pytest.mark.e2e
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+SCREENSHOT = os.path.join(ROOT, 'docs', 'images', 'live-page.png')
+# Paced at 5 MiB/s (SlowReader's pause is per MiB read by glanceclient):
+# with 8 MiB chunks, the record moves every 1.6 s for about 10 s.
+PACE = 0.2
+STALL_AFTER = 4.0
+
+# Every metric family and its type (what text_string_to_metric_families
+# reports: a counter's name has no _total).
+FAMILIES = {
+    'glance_progress_uploads_in_flight': 'gauge',
+    'glance_progress_uploads_stalled': 'gauge',
+    'glance_progress_upload_state': 'gauge',
+    'glance_progress_upload_stored_bytes': 'gauge',
+    'glance_progress_upload_total_bytes': 'gauge',
+    'glance_progress_upload_last_update_age_seconds': 'gauge',
+    'glance_progress_upload_failures': 'counter',
+    'glance_progress_memcached_up': 'gauge',
+    'glance_progress_refreshes': 'counter',
+    'glance_progress_refresh_errors': 'counter',
+    'glance_progress_refresh_duration_seconds': 'gauge',
+    'glance_progress_refresh_age_seconds': 'gauge',
+}
+
+
+@pytest.fixture
+def cleanup(ceph):
+    created = []
+    yield created
+    for image_id in created:
+        helpers.remove_image(ceph, helpers.POOL, image_id)
+
+
+class ExporterProcess(object):
+    """``glance-progress exporter`` on a free loopback port."""
+
+    def __init__(self, api, *args):
+        self.port = testbed.free_port()
+        self.url = 'http://127.0.0.1:%d/' % self.port
+        self.proc = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), 'glance-progress'),
+             'exporter', '--config-file', api.conf_path,
+             '--listen', '127.0.0.1:%d' % self.port] + list(args),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        self.banner = self.proc.stderr.readline()
+        assert 'serving %s' % self.url in self.banner, (
+            self.banner + self.proc.stderr.read() if self.proc.poll()
+            is not None else self.banner)
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return response.read().decode()
+
+    def uploads(self):
+        return json.loads(self.get('uploads.json'))
+
+    def view(self, image_id):
+        for view in self.uploads()['views']:
+            if view['image_id'] == image_id:
+                return view
+        return None
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, err
+
+
+@pytest.fixture
+def exporter(glance_single):
+    proc = ExporterProcess(glance_single, '--refresh', '0.5',
+                           '--stall-after', str(STALL_AFTER), '--since', '5m')
+    yield proc
+    if proc.proc.poll() is None:
+        rc, err = proc.stop()
+        assert rc == 0, err
+        assert 'Traceback' not in err, err
+
+
+def until(what, predicate, timeout, interval=0.25):
+    """The first truthy value of ``predicate()``; fails the test after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail('timed out after %ss waiting for %s' % (timeout, what))
+        time.sleep(interval)
+
+
+def _families(text):
+    from prometheus_client import parser
+    return {f.name: f for f in parser.text_string_to_metric_families(text)}
+
+
+def test_prometheus_scrapes_an_upload_in_flight(glance_single, exporter,
+                                                cleanup, tmp_path):
+    prom = testbed.Prometheus(str(tmp_path / 'prometheus'),
+                              ['127.0.0.1:%d' % exporter.port])
+    prom.start()
+    upload = None
+    try:
+        until('prometheus to scrape the exporter', lambda: any(
+            health == 'up' for health, _ in prom.targets_health().values()),
+            30, interval=0.5)
+        client = glance_single.client()
+        image_id = new_image(client, cleanup)
+        data = helpers.payload(48 * MiB + 5)
+        upload = Upload(client, image_id, data, pace=PACE)
+        upload.start()
+        stored = 'glance_progress_upload_stored_bytes{image_id="%s"}' % (
+            image_id)
+        in_flight = 'sum(glance_progress_uploads_in_flight{state="uploading"})'
+
+        def uploading():
+            got = prom.query(stored)
+            return got and 0 < got[0][1] < len(data) and got[0][1]
+        first = until('prometheus to see the upload', uploading, 30)
+        assert prom.query(in_flight)[0][1] == 1
+        total = prom.query('glance_progress_upload_total_bytes{image_id="%s"}'
+                           % image_id)
+        assert total[0][1] == len(data)
+        second = until('stored bytes to rise', lambda: (
+            lambda now: now if now and now > first else None)(uploading()),
+            20)
+        assert first < second < len(data)
+        age = prom.query('glance_progress_upload_last_update_age_seconds'
+                         '{image_id="%s"}' % image_id)[0][1]
+        assert 0 <= age < STALL_AFTER
+        up = prom.query('glance_progress_memcached_up')
+        assert [v for _, v in up] == [1.0]
+
+        # the same names and types on /metrics, by Prometheus' own parser
+        families = _families(exporter.get('metrics'))
+        for name, kind in FAMILIES.items():
+            assert families[name].type == kind, name
+
+        assert upload.result(timeout=120) is None
+        wait_image(client, image_id, lambda i: i['status'] == 'active')
+        # stored: no longer in flight, still listed within --since
+        until('the upload to leave the in-flight gauge', lambda: prom.query(
+            in_flight)[0][1] == 0, 20, interval=0.5)
+        assert prom.query('glance_progress_upload_state{image_id="%s"}'
+                          % image_id)[0][0]['state'] == 'stored'
+        assert prom.query(stored)[0][1] == len(data)
+        scrapes = prom.query('glance_progress_refreshes_total')[0][1]
+        assert scrapes >= 2
+    finally:
+        if upload is not None:
+            upload.join(120)
+        prom.stop()
+
+
+def _browser(user_data_dir):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = '/usr/bin/chromium'
+    for arg in ('--headless', '--no-sandbox', '--disable-gpu',
+                '--disable-background-networking',
+                '--disable-component-update', '--disable-sync',
+                '--no-first-run', '--disable-default-apps',
+                '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+                '--user-data-dir=%s' % user_data_dir,
+                '--window-size=1280,800'):
+        options.add_argument(arg)
+    options.set_capability('goog:loggingPrefs',
+                           {'browser': 'ALL', 'performance': 'ALL'})
+    return webdriver.Chrome(service=Service('/usr/bin/chromedriver'),
+                            options=options)
+
+
+_ROW_JS = """
+for (const tr of document.querySelectorAll('#uploads tr')) {
+  if (tr.dataset.image !== arguments[0]) continue;
+  const bar = tr.querySelector('progress');
+  return {class: tr.className,
+          cells: Array.from(tr.cells, (td) => td.textContent),
+          value: bar.hasAttribute('value') ? bar.value : null,
+          valuenow: bar.getAttribute('aria-valuenow'),
+          width: bar.getBoundingClientRect().width};
+}
+return null;
+"""
+
+
+def _row(driver, image_id):
+    """What the page shows of an upload, read in one go (the page replaces
+    its rows at each refresh), or None while it is not listed."""
+    return driver.execute_script(_ROW_JS, image_id)
+
+
+def _network_failures(driver):
+    """Requests that failed or answered >= 400, from Chrome's DevTools
+    events (the performance log)."""
+    failed = []
+    for entry in driver.get_log('performance'):
+        message = json.loads(entry['message'])['message']
+        params = message.get('params', {})
+        if message['method'] == 'Network.loadingFailed':
+            failed.append(params.get('errorText'))
+        elif message['method'] == 'Network.responseReceived':
+            response = params['response']
+            if response['status'] >= 400:
+                failed.append('%s %s' % (response['status'],
+                                         response['url']))
+    return failed
+
+
+def test_live_page_follows_an_upload_and_marks_it_stalled(
+        glance_single, exporter, cleanup, tmp_path):
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    data = helpers.payload(56 * MiB + 3)
+    driver = _browser(str(tmp_path / 'chromium'))
+    upload = Upload(client, image_id, data, pace=PACE)
+    stopped = []
+    try:
+        driver.get(exporter.url)
+        assert driver.title == 'Glance uploads in flight'
+        upload.start()
+        first = until('the page to show the upload', lambda: (
+            _row(driver, image_id) or {}).get('value') not in (None, '0')
+            and _row(driver, image_id), 30, interval=0.2)
+        assert first['class'] == 'uploading'
+        assert first['cells'][2] == 'uploading'
+        second = until('the bar to move', lambda: (
+            lambda r: r and r['value'] != first['value'] and r)(
+                _row(driver, image_id)), 20, interval=0.2)
+        assert second['value'] > first['value']
+        assert float(second['valuenow']) == second['value']
+        assert second['width'] > 50  # a bar, not a dot
+        assert second['cells'][4] != first['cells'][4]  # "x MiB / 56.0 MiB"
+        assert second['cells'][4].endswith('/ 56.0 MiB')
+
+        # the worker stops (SIGSTOP): no update for --stall-after seconds
+        stopped.extend(glance_single.worker_pids())
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        stalled = until('the page to mark the upload stalled', lambda: (
+            lambda r: r and r['class'] == 'stalled' and r)(
+                _row(driver, image_id)), STALL_AFTER + 15, interval=0.3)
+        assert stalled['cells'][2] == '\u26a0 stalled'  # text, not colour
+        # stalled uploads come first
+        assert driver.execute_script(
+            "return document.querySelector('#uploads tr').dataset.image"
+        ) == image_id
+        status = driver.find_element('id', 'status')
+        assert status.get_attribute('aria-live') == 'polite'
+        assert 'memcached answered' in status.text
+        assert 'Last refreshed' in status.text
+        driver.save_screenshot(str(tmp_path / 'live-page.png'))
+        if os.environ.get('GPS_UPDATE_SCREENSHOT'):
+            os.makedirs(os.path.dirname(SCREENSHOT), exist_ok=True)
+            shutil.copy(str(tmp_path / 'live-page.png'), SCREENSHOT)
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        stopped.clear()
+
+        assert upload.result(timeout=120) is None
+        wait_image(client, image_id, lambda i: i['status'] == 'active')
+        done = until('the page to show it stored', lambda: (
+            lambda r: r and r['class'] == 'stored' and r)(
+                _row(driver, image_id)), 20, interval=0.3)
+        assert done['value'] == 100
+        assert done['cells'][4] == '56.0 MiB / 56.0 MiB'
+
+        # a phone: the rows stack, nothing wider than the screen
+        driver.set_window_size(390, 844)
+        assert driver.execute_script(
+            'return document.documentElement.scrollWidth <= innerWidth')
+        assert driver.find_element('id', 'caption').text.startswith(
+            'Uploads: 0 in flight')
+
+        assert _network_failures(driver) == []
+        errors = [e for e in driver.get_log('browser')
+                  if e['level'] in ('SEVERE', 'WARNING')]
+        assert errors == []
+        assert os.path.getsize(str(tmp_path / 'live-page.png')) > 10000
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        driver.quit()
+        upload.join(120)
+
+
+def test_page_is_served_with_a_strict_policy(exporter):
+    with urllib.request.urlopen(exporter.url, timeout=10) as response:
+        policy = response.headers['Content-Security-Policy']
+        assert response.headers['Content-Type'] == 'text/html; charset=utf-8'
+        assert response.headers['X-Content-Type-Options'] == 'nosniff'
+    assert "default-src 'none'" in policy
+    assert "connect-src 'self'" in policy
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(exporter.url + 'nothing', timeout=10)
+    assert e.value.code == 404
+    request = urllib.request.Request(exporter.url + 'metrics', data=b'x')
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=10)
+    assert e.value.code == 405
+
+
+def test_twenty_concurrent_scrapers_cost_memcached_nothing(exporter):
+    """The refresh thread alone reads memcached: 20 scrapers in a loop do
+    not add refreshes, and each scrape answers from the cache."""
+    before = _families(exporter.get('metrics'))
+    refreshes = before['glance_progress_refreshes'].samples[0].value
+    latencies = []
+    lock = threading.Lock()
+
+    def scrape():
+        for _ in range(25):
+            started = time.monotonic()
+            exporter.get('metrics')
+            with lock:
+                latencies.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=scrape) for _ in range(20)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    elapsed = time.monotonic() - started
+    after = _families(exporter.get('metrics'))
+    done = after['glance_progress_refreshes'].samples[0].value - refreshes
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[int(len(latencies) * 0.99)]
+    sys.stderr.write('\n500 scrapes by 20 threads in %.2f s: p50 %.1f ms, '
+                     'p99 %.1f ms; %d refreshes meanwhile\n'
+                     % (elapsed, p50 * 1000, p99 * 1000, done))
+    assert len(latencies) == 500
+    # 0.5 s refresh: the refreshes follow the clock, not the scrapes
+    assert done <= elapsed / 0.5 + 2
+    assert p99 < 1.0
+
+
+def test_address_in_use_is_one_line_and_exit_4(glance_single, exporter):
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), 'glance-progress'),
+         'exporter', '--config-file', glance_single.conf_path,
+         '--listen', '127.0.0.1:%d' % exporter.port],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 4
+    assert proc.stderr.startswith('glance-progress: error: cannot listen on '
+                                  '127.0.0.1:%d: ' % exporter.port)
+    assert proc.stderr.count('\n') == 1, proc.stderr
+
+
+def test_exporter_stops_on_sigterm_with_exit_0(glance_single):
+    proc = ExporterProcess(glance_single)
+    assert 'Glance uploads in flight' in proc.get('')
+    rc, err = proc.stop()
+    assert rc == 0
+    assert 'Traceback' not in err
