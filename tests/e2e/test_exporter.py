@@ -180,7 +180,9 @@ def test_prometheus_scrapes_an_upload_in_flight(glance_single, exporter,
         assert [v for _, v in up] == [1.0]
 
         # the same names and types on /metrics, by Prometheus' own parser
-        families = _families(exporter.get('metrics'))
+        text = exporter.get('metrics')
+        (tmp_path / 'metrics.txt').write_text(text)  # the test's artifact
+        families = _families(text)
         for name, kind in FAMILIES.items():
             assert families[name].type == kind, name
 
@@ -395,6 +397,23 @@ def test_address_in_use_is_one_line_and_exit_4(glance_single, exporter):
     assert proc.stderr.startswith('glance-progress: error: cannot listen on '
                                   '127.0.0.1:%d: ' % exporter.port)
     assert proc.stderr.count('\n') == 1, proc.stderr
+
+
+def test_readme_scrape_config_is_valid_for_prometheus(tmp_path):
+    """The README's scrape_configs block, pasted into a prometheus.yml,
+    passes Prometheus' own promtool."""
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        text = f.read()
+    start = text.index('```yaml\nscrape_configs:', text.index(
+        '### The fleet view')) + len('```yaml\n')
+    block = text[start:text.index('```', start)]
+    path = tmp_path / 'prometheus.yml'
+    path.write_text('global:\n  scrape_interval: 15s\n' + block)
+    proc = subprocess.run(['/usr/bin/promtool', 'check', 'config',
+                           str(path)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'SUCCESS' in proc.stdout + proc.stderr
 
 
 def test_exporter_stops_on_sigterm_with_exit_0(glance_single):

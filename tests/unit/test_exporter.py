@@ -233,3 +233,46 @@ def test_page_is_self_contained_and_never_uses_inner_html():
         assert forbidden not in page
     assert "default-src 'none'" in exporter_page.CSP
     assert exporter_page.CSP.count("'sha256-") == 2
+
+
+def _readme_section():
+    import pathlib
+    text = (pathlib.Path(__file__).resolve().parents[2] /
+            'README.md').read_text()
+    start = text.index('### The fleet view')
+    return text[start:text.index('\n### ', start + 1)]
+
+
+def test_readme_lists_every_metric_with_its_type():
+    import re
+    table = dict(re.findall(r'^\| `(glance_progress_\w+)` \| (\w+) \|',
+                            _readme_section(), re.M))
+    status = exporter.Status(SERVERS, ('',), snapshot(
+        view('a', 'uploading'), view('f', 'failed', reason='storage_full')),
+        failures={('', 'storage_full'): 1}, refresh_duration_s=0.1)
+    text, families = scrape(status)
+    exposed = {}
+    for family in families.values():
+        suffix = '_total' if family.type == 'counter' else ''
+        exposed[family.name + suffix] = family.type
+    assert table == exposed
+
+
+@pytest.mark.parametrize('argv', [
+    ['--listen', 'nowhere'], ['--listen', '1.2.3.4:99999'],
+    ['--refresh', '0'], ['--since', 'soon']])
+def test_bad_options_are_one_line_and_exit_64(argv, capsys):
+    from glance_progress_store import cli
+    with pytest.raises(SystemExit) as e:
+        cli.build_parser().parse_args(['exporter'] + argv)
+    assert e.value.code == 64
+    err = capsys.readouterr().err
+    assert 'glance-progress exporter: error: argument' in err
+    assert 'Traceback' not in err
+
+
+def test_defaults_listen_on_loopback():
+    from glance_progress_store import cli
+    args = cli.build_parser().parse_args(['exporter'])
+    assert args.listen == ('127.0.0.1', 9478)
+    assert (args.refresh, args.since, args.stall_after) == (2.0, 300.0, 60.0)
