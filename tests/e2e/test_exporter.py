@@ -335,6 +335,29 @@ def test_live_page_follows_an_upload_and_marks_it_stalled(
         upload.join(120)
 
 
+def _failures(exporter):
+    families = _families(exporter.get('metrics'))
+    return {s.labels['reason']: s.value
+            for s in families['glance_progress_upload_failures'].samples
+            if s.name.endswith('_total')}
+
+
+def test_a_failed_upload_is_counted_once(glance_single, exporter, cleanup):
+    from tests.e2e.conftest import IMAGE_SIZE_CAP
+    before = _failures(exporter).get('source_error', 0)
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    data = helpers.payload(IMAGE_SIZE_CAP + MiB)  # glance refuses it
+    with pytest.raises(Exception):
+        client.images.upload(image_id, helpers.SlowReader(data))
+    until('the failure to be counted', lambda: _failures(exporter).get(
+        'source_error', 0) == before + 1, 10)
+    view = exporter.view(image_id)
+    assert (view['state'], view['reason']) == ('failed', 'source_error')
+    time.sleep(1.5)  # three more refreshes list the same record
+    assert _failures(exporter)['source_error'] == before + 1
+
+
 def test_page_is_served_with_a_strict_policy(exporter):
     with urllib.request.urlopen(exporter.url, timeout=10) as response:
         policy = response.headers['Content-Security-Policy']
