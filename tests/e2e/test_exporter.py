@@ -358,6 +358,38 @@ def test_a_failed_upload_is_counted_once(glance_single, exporter, cleanup):
     assert _failures(exporter)['source_error'] == before + 1
 
 
+def test_multi_store_labels_every_backend(glance_multi):
+    proc = ExporterProcess(glance_multi, '--refresh', '0.5')
+    try:
+        families = _families(proc.get('metrics'))
+    finally:
+        rc, err = proc.stop()
+    assert rc == 0, err
+    in_flight = families['glance_progress_uploads_in_flight']
+    assert {(s.labels['backend'], s.labels['state'])
+            for s in in_flight.samples} == {
+        (backend, state) for backend in helpers.BACKENDS
+        for state in ('uploading', 'finalizing', 'stalled')}
+    assert [s.value for s in families[
+        'glance_progress_memcached_up'].samples] == [1.0]
+
+
+def test_a_dead_memcached_is_down_on_metrics_and_page(glance_single):
+    dead = '127.0.0.1:%d' % testbed.free_port()
+    proc = ExporterProcess(glance_single, '--servers', dead,
+                           '--refresh', '0.5')
+    try:
+        families = _families(proc.get('metrics'))
+        document = proc.uploads()
+    finally:
+        rc, err = proc.stop()
+    assert rc == 0, err
+    assert [(s.labels, s.value) for s in families[
+        'glance_progress_memcached_up'].samples] == [({'server': dead}, 0)]
+    assert list(document['unreadable']) == [dead]
+    assert document['views'] == []
+
+
 def test_page_is_served_with_a_strict_policy(exporter):
     with urllib.request.urlopen(exporter.url, timeout=10) as response:
         policy = response.headers['Content-Security-Policy']
