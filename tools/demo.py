@@ -15,10 +15,13 @@
 
 Boots the local stack (a one-node Ceph, memcached, glance-api under uWSGI
 configured with ``stores = progress_rbd``: the same code the end-to-end
-tests use), generates an image, uploads it with python-glanceclient while
-``glance-progress watch`` draws its progress, then prints the image's
-checksum, its RBD location and the final progress record. Run it through
-``tools/demo``, which installs what it needs first.
+tests use, with the upload_progress filter), generates an image, uploads
+it with python-glanceclient while the operator's ``glance-progress watch``
+(memcached) and the user's ``openstack image progress show --wait``
+(glance's API) follow it, then prints the image's checksum, its RBD
+location and the final progress record. With ``--keep`` it also starts
+``glance-progress exporter`` (Prometheus metrics and the live page). Run
+it through ``tools/demo``, which installs what it needs first.
 """
 
 import argparse
@@ -68,12 +71,13 @@ def run(args):
     testbed_cli.refuse_if_running(workdir)
     size = testbed.parse_size(args.size)
     local = testbed.LocalStack(workdir, memstore_bytes=size * 2 + 4096 * MiB,
-                               glance={})
+                               glance={'progress_filter': True})
     try:
         started = time.monotonic()
         with local:
             ok = _demo(args, local, size, started)
             if args.keep:
+                local.add_exporter()
                 local.keep()
                 _print_keep(local)
         return 0 if ok else 1
@@ -97,14 +101,25 @@ def _demo(args, local, size, started):
     client = api.client()
     image = client.images.create(name='progress-demo', disk_format='raw',
                                  container_format='bare')
-    print('uploading image %s with python-glanceclient; '
-          'glance-progress watch follows it:\n' % image['id'])
+    print('uploading image %s with python-glanceclient, followed by\n'
+          '  operator: glance-progress watch (memcached, by image id)\n'
+          '  user:     openstack image progress show --wait (glance\'s '
+          'API, with glance\'s authorization)\n' % image['id'])
     upload = _Upload(client, image['id'], path, size)
+    followers = [
+        _Follower('operator', glance_progress(
+            'watch', image['id'], '--servers', memcached.address,
+            '--interval', '0.25')),
+        _Follower('user', openstack(api) + [
+            'image', 'progress', 'show', image['id'], '--wait',
+            '--interval', '0.25']),
+    ]
     upload.start()
-    watch = subprocess.run(glance_progress(
-        'watch', image['id'], '--servers', memcached.address,
-        '--interval', '0.25'))
+    for follower in followers:
+        follower.start()
     upload.join()
+    for follower in followers:
+        follower.join()
     if upload.error is not None:
         raise upload.error
 
@@ -128,7 +143,8 @@ def _demo(args, local, size, started):
     ).splitlines()[1].strip())
     print('\nfinal progress record (glance-progress show --json):')
     print(show.stdout.rstrip())
-    return (watch.returncode == 0 and show.returncode == 0 and
+    return (all(f.returncode == 0 for f in followers) and
+            show.returncode == 0 and
             image['status'] == 'active' and image['checksum'] == md5 and
             image['os_hash_value'] == sha512)
 
@@ -153,6 +169,32 @@ def _rates(size, seconds, record):
             'not in it'
             % (rate / MiB, rate, store_seconds))
     return '\n'.join(lines)
+
+
+def openstack(api):
+    """The openstack CLI pointed at the demo's glance-api, which takes
+    requests without a token (the test bed's identity) as a cloud without
+    Keystone would: --os-auth-type none."""
+    return [os.path.join(os.path.dirname(sys.executable), 'openstack'),
+            '--os-auth-type', 'none', '--os-endpoint', api.url]
+
+
+class _Follower(threading.Thread):
+    """A command that follows the upload; its lines printed as they come,
+    after who is looking."""
+
+    def __init__(self, who, command):
+        super().__init__(daemon=True)
+        self.who, self.command = who, command
+        self.returncode = None
+
+    def run(self):
+        proc = subprocess.Popen(self.command, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        for line in proc.stdout:
+            sys.stdout.write('%-8s | %s' % (self.who, line))
+            sys.stdout.flush()
+        self.returncode = proc.wait()
 
 
 class _Upload(threading.Thread):
@@ -199,7 +241,9 @@ def _print_keep(local):
           '  %s/glance image-create --name x --disk-format raw '
           '--container-format bare --file FILE --progress\n'
           '  %s/glance-progress watch IMAGE_ID --servers %s\n'
+          '  %s image progress list\n'
           '  rbd -c %s ls %s\n'
+          'The exporter: %smetrics for Prometheus, the live page at %s\n'
           'Stop it with:\n'
           '  %s %s down --workdir %s\n'
           'then remove its work directory:\n'
@@ -207,7 +251,9 @@ def _print_keep(local):
               testbed.sizes.approx(memstore), testbed.sizes.approx(rss),
               stored, testbed.sizes.approx(_du(local.workdir)),
               local.workdir, env, venv_bin, venv_bin, memcached.address,
-              ceph.conf_path, testbed.DEFAULT_POOL, shlex.quote(python),
+              ' '.join(shlex.quote(w) for w in openstack(api)),
+              ceph.conf_path, testbed.DEFAULT_POOL, local.exporter[1],
+              local.exporter[1], shlex.quote(python),
               shlex.quote(os.path.join(HERE, 'glance_stack.py')),
               shlex.quote(local.workdir), shlex.quote(local.workdir)))
 

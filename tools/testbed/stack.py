@@ -23,7 +23,9 @@ import json
 import os
 import shlex
 import signal
+import subprocess
 import sys
+import urllib.request
 
 from testbed import ceph as ceph_mod
 from testbed import glance_api
@@ -62,6 +64,7 @@ class LocalStack:
         self._wanted_pools = list(pools)
         self._glance = glance
         self._kept = False
+        self.exporter = None  # (Popen, URL) of add_exporter()
 
     def start(self):
         """Boot everything; on any failure stop what did start, re-raise."""
@@ -98,14 +101,50 @@ class LocalStack:
         api.start()
         return api
 
+    def add_exporter(self, python=sys.executable, port=None):
+        """``glance-progress exporter`` on 127.0.0.1, reading the first
+        glance-api's configuration, as an operator runs it; its URL.  Its
+        log is ``workdir``/exporter.log; it is stopped with the stack."""
+        port = port or procs.free_port()
+        url = "http://127.0.0.1:%d/" % port
+        with open(os.path.join(self.workdir, "exporter.log"), "ab") as log:
+            proc = subprocess.Popen(
+                [os.path.join(os.path.dirname(python), "glance-progress"),
+                 "exporter", "--config-file", self.apis[0].conf_path,
+                 "--listen", "127.0.0.1:%d" % port],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True)
+        self.exporter = (proc, url)
+
+        def answers():
+            if proc.poll() is not None:
+                raise RuntimeError("the exporter exited: see %s"
+                                   % os.path.join(self.workdir,
+                                                  "exporter.log"))
+            try:
+                with urllib.request.urlopen(url + "metrics", timeout=2):
+                    return True
+            except OSError:
+                return False
+
+        procs.wait_for("the exporter on %s" % url, answers, 30)
+        return url
+
+    def _stop_exporter(self):
+        if self.exporter is not None:
+            procs.terminate(self.exporter[0].pid, self.exporter[0])
+            self.exporter = None
+
     def stop(self):
-        """glance-api first (it talks to Ceph and memcached), then
-        memcached, then Ceph.  Every step runs even if one fails; the
-        first error is raised at the end.  Idempotent; a no-op once
-        ``keep()`` handed the processes over to the state file."""
+        """The exporter and glance-api first (they talk to Ceph and
+        memcached), then memcached, then Ceph.  Every step runs even if
+        one fails; the first error is raised at the end.  Idempotent; a
+        no-op once ``keep()`` handed the processes over to the state
+        file."""
         if self._kept:
             return
-        steps = [api.stop for api in reversed(self.apis)]
+        steps = [self._stop_exporter]
+        steps += [api.stop for api in reversed(self.apis)]
         steps += [self.memcached.stop, self.ceph.stop]
         error = None
         for step in steps:
@@ -156,7 +195,12 @@ def state_path(workdir):
 def write_state(stack):
     """Record the stack's processes in the order ``down`` stops them,
     each with what its command line contains (against pid reuse)."""
-    processes = [
+    processes = []
+    if stack.exporter is not None:
+        processes.append({"name": "exporter", "pid": stack.exporter[0].pid,
+                          "marker": "--listen " + stack.exporter[1][
+                              len("http://"):].rstrip("/")})
+    processes += [
         {"name": "glance-api", "pid": api.pid, "marker": api.uwsgi_ini,
          "group": True} for api in reversed(stack.apis)]
     ceph_pids = stack.ceph.pids()
