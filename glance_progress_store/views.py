@@ -181,3 +181,10 @@ def exit_code(views):
     codes = [states.STATE_EXIT_CODES.get(v.state, states.EXIT_OK)
              for v in views]
     return max(codes or [states.EXIT_OK])
+
+
+def from_fields(data):
+    """The View of the progress endpoint's JSON (its extra fields are
+    glance's): what ``openstack image progress`` reads over HTTP."""
+    return View(**{f.name: data.get(f.name)
+                   for f in dataclasses.fields(View)})
