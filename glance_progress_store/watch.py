@@ -90,8 +90,7 @@ class Watch(object):
         """Poll until every upload ended or --timeout; the exit code."""
         deadline = (None if self.timeout is None
                     else self.started + self.timeout)
-        display = (_Bars(self.out) if _is_terminal(self.out)
-                   else _Lines(self.out))
+        display = make_display(self.out)
         try:
             while True:
                 rows = self.rows()
@@ -111,6 +110,13 @@ class Watch(object):
                 time.sleep(pause)
         finally:
             display.close()
+
+
+def make_display(out):
+    """Bars on a terminal, lines otherwise: ``update(views)``,
+    ``message(text)`` and ``close()``; ``openstack image progress show
+    --wait`` draws its progress with it too."""
+    return _Bars(out) if _is_terminal(out) else _Lines(out)
 
 
 def _is_terminal(out):

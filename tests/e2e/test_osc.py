@@ -1,0 +1,359 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""``openstack image progress``: the real ``openstack`` CLI, run as a user
+runs it, against the session's glance-apis (no Keystone).
+
+Every run takes its authentication as arguments and environment
+(:func:`noauth`), so a clouds.yaml or Keystone variant only adds another
+such pair.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import requests
+
+import testbed
+
+from glance_progress_store import states
+from tests.e2e.helpers import new_image
+from tests.e2e.helpers import Upload
+from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import wait_image
+from tests import helpers
+from tests.helpers import MiB
+
+pytestmark = pytest.mark.e2e
+
+OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
+
+
+def noauth(api):
+    """(arguments, environment) of a glance reached without Keystone."""
+    return ['--os-auth-type', 'none', '--os-endpoint', api.url], {}
+
+
+def noauth_env(api):
+    """The same through OS_* variables."""
+    return [], {'OS_AUTH_TYPE': 'none', 'OS_ENDPOINT': api.url}
+
+
+def openstack(auth, *args, stderr=subprocess.PIPE, timeout=120):
+    """Runs ``openstack AUTH... ARGS...``; the CompletedProcess.
+
+    `auth` is an (arguments, environment) pair; no OS_* variable of the
+    test's own environment leaks in.
+    """
+    auth_args, auth_env = auth
+    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
+    env.update(auth_env)
+    return subprocess.run([OPENSTACK] + auth_args + [str(a) for a in args],
+                          stdout=subprocess.PIPE, stderr=stderr, env=env,
+                          text=True, timeout=timeout)
+
+
+def failed_cleanly(result, *phrases):
+    """Exit 1, the phrases in OSC's one-line error, no traceback."""
+    assert result.returncode == 1, result
+    assert 'Traceback' not in result.stderr, result.stderr
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr
+    return result.stderr
+
+
+def endpoint(api, image_id, query=''):
+    response = requests.get('%s/v2/images/%s/progress%s'
+                            % (api.url, image_id, query),
+                            headers=api.headers(), timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture
+def cleanup(ceph):
+    created = []
+    yield created
+    for image_id in created:
+        for pool in (helpers.POOL, helpers.POOL2):
+            helpers.remove_image(ceph, pool, image_id)
+
+
+@pytest.fixture
+def stored(glance_single, cleanup):
+    """An image of glance_single, uploaded and stored: (id, size)."""
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    data = helpers.payload(2 * MiB + 3)
+    client.images.upload(image_id, helpers.SlowReader(data),
+                         image_size=len(data))
+    wait_image(client, image_id, lambda i: i['status'] == 'active')
+    return image_id, len(data)
+
+
+def wait_uploading(api, image_id):
+    wait_for('the upload of %s' % image_id,
+             lambda: (endpoint(api, image_id)['bytes'] or 0) > 0, 60,
+             interval=0.05)
+
+
+# -- show ------------------------------------------------------------------
+
+@pytest.mark.parametrize('auth', [noauth, noauth_env])
+def test_show_json_is_the_endpoints(glance_single, stored, auth):
+    image_id, size = stored
+    result = openstack(auth(glance_single), 'image', 'progress', 'show',
+                       image_id, '-f', 'json')
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    own = endpoint(glance_single, image_id)
+    assert sorted(shown) == sorted(own)
+    assert shown.pop('age_s') >= 0 and own.pop('age_s') >= 0  # moves
+    assert shown == own
+    assert (shown['state'], shown['bytes'], shown['percent'],
+            shown['image_status'], shown['stalled']) == (
+        'stored', size, 100.0, 'active', False)
+
+
+def test_show_one_column_as_value(glance_single, stored):
+    result = openstack(noauth(glance_single), 'image', 'progress', 'show',
+                       stored[0], '-c', 'state', '-c', 'bytes', '-f', 'value')
+    assert (result.returncode, result.stdout) == (
+        0, 'stored\n%d\n' % stored[1])
+
+
+def test_show_by_name_and_an_ambiguous_name(glance_single, stored, cleanup):
+    client = glance_single.client()
+    name = client.images.get(stored[0])['name']
+    result = openstack(noauth(glance_single), 'image', 'progress', 'show',
+                       name, '-c', 'image_id', '-f', 'value')
+    assert (result.returncode, result.stdout) == (0, stored[0] + '\n')
+    twin = new_image(client, cleanup)
+    client.images.update(twin, name=name)
+    result = openstack(noauth(glance_single), 'image', 'progress', 'show',
+                       name)
+    failed_cleanly(result, 'More than one image is named %r' % name,
+                   stored[0], twin)
+
+
+def test_show_multi_store_backends(glance_multi, cleanup):
+    client = glance_multi.client()
+    image_id = new_image(client, cleanup)
+    data = helpers.payload(MiB + 1)
+    client.images.upload(image_id, helpers.SlowReader(data),
+                         image_size=len(data), backend='ceph2')
+    wait_image(client, image_id, lambda i: i['status'] == 'active')
+    auth = noauth(glance_multi)
+    shown = json.loads(openstack(auth, 'image', 'progress', 'show',
+                                 image_id, '-f', 'json').stdout)
+    assert list(shown['backends']) == ['ceph2']
+    assert shown['backends']['ceph2']['state'] == 'stored'
+    assert shown['backends']['ceph2']['bytes'] == len(data)
+    table = openstack(auth, 'image', 'progress', 'show', image_id).stdout
+    assert re.search(r'\| backends +\| ceph2: stored  1\.0 MiB / 1\.0 MiB '
+                     r'\(100\.0%\)', table), table
+    one = openstack(auth, 'image', 'progress', 'show', image_id,
+                    '--backend', 'ceph2', '-f', 'json')
+    one = json.loads(one.stdout)
+    assert (one['backend'], one['state'], 'backends' in one) == (
+        'ceph2', 'stored', False)
+    bad = openstack(auth, 'image', 'progress', 'show', image_id,
+                    '--backend', 'nowhere')
+    failed_cleanly(bad, 'HTTP 400', "'nowhere' is not a progress_rbd")
+
+
+# -- show --wait -------------------------------------------------------------
+
+def parse_lines(text):
+    return [line.split(None, 7) for line in text.splitlines()
+            if not line.startswith('#')]
+
+
+def test_wait_prints_lines_until_stored(glance_single, cleanup):
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    data = helpers.payload(48 * MiB)  # 6 records of 8 MiB, in ~5 s
+    upload = Upload(client, image_id, data, pace=0.1)
+    upload.start()
+    result = openstack(noauth(glance_single), 'image', 'progress', 'show',
+                       image_id, '--wait', '--interval', 0.2, '-c', 'state',
+                       '-f', 'value')
+    assert upload.result(60) is None
+    assert (result.returncode, result.stdout) == (0, 'stored\n')
+    lines = parse_lines(result.stderr)
+    assert lines[-1][2:5] == ['stored', '%d/%d' % (len(data), len(data)),
+                              '100.0%']
+    uploading = [line for line in lines if line[2] == 'uploading']
+    assert len({line[3] for line in uploading}) >= 3, result.stderr
+    assert {line[0] for line in lines} == {image_id}
+
+
+def test_wait_on_a_terminal_draws_a_bar(glance_single, stored):
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 120, 0, 0))
+    try:
+        result = openstack(noauth(glance_single), 'image', 'progress',
+                           'show', stored[0], '--wait', '-c', 'state',
+                           '-f', 'value', stderr=slave)
+        os.close(slave)
+        slave = None
+        text = b''
+        try:
+            while True:
+                chunk = os.read(master, 65536)
+                if not chunk:
+                    break
+                text += chunk
+        except OSError:  # EIO: the pty's other end is closed
+            pass
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    text = text.decode('utf-8', 'replace')
+    assert (result.returncode, result.stdout) == (0, 'stored\n')
+    assert re.search(r'%s \|█{30}\| stored  2\.0 MiB / 2\.0 MiB \(100\.0%%\)'
+                     % stored[0], text), text
+
+
+def test_wait_exit_code_of_a_failed_upload(glance_single, cleanup):
+    from tests.e2e.conftest import IMAGE_SIZE_CAP
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    waiting = subprocess.Popen(
+        [OPENSTACK] + noauth(glance_single)[0] + [
+            'image', 'progress', 'show', image_id, '--wait', '--interval',
+            '0.2', '-c', 'state', '-c', 'reason', '-f', 'value'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert waiting.stderr.readline().split()[2] == states.WAITING
+        data = helpers.payload(IMAGE_SIZE_CAP + MiB)
+        upload = Upload(client, image_id, data, pace=0.01)
+        upload.run()  # here: over the cap, glance refuses it
+        assert upload.error is not None
+        out, err = waiting.communicate(timeout=60)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == states.EXIT_FAILED == 1
+    assert out == 'failed\nsource_error\n'
+    assert parse_lines(err)[-1][2] == 'failed' and 'Traceback' not in err
+
+
+def test_wait_timeout_has_its_own_exit_code(glance_single, cleanup):
+    image_id = new_image(glance_single.client(), cleanup)  # stays queued
+    started = time.monotonic()
+    result = openstack(noauth(glance_single), 'image', 'progress', 'show',
+                       image_id, '--wait', '--interval', 0.2,
+                       '--timeout', 1, '-c', 'state', '-f', 'value')
+    assert 1 <= time.monotonic() - started < 30
+    assert result.returncode == states.EXIT_TIMEOUT == 5
+    assert result.stdout == 'unknown\n'
+    assert result.stderr.splitlines()[-1] == '# timed out after 1s'
+
+
+def test_wait_help_documents_the_exit_codes(glance_single):
+    result = openstack(noauth(glance_single), 'image', 'progress', 'show',
+                       '--help')
+    assert result.returncode == 0
+    text = ' '.join(result.stdout.split())
+    for code in ('1 the upload failed', '2 the upload stalled',
+                 '5 --timeout reached before the upload ended'):
+        assert code in text, text
+
+
+# -- list --------------------------------------------------------------------
+
+def test_list_shows_an_upload_in_flight(glance_single, cleanup, stored):
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    data = helpers.payload(40 * MiB)
+    upload = Upload(client, image_id, data, pace=0.3)  # ~12 s: 4 runs
+    upload.start()
+    try:
+        wait_uploading(glance_single, image_id)
+        auth = noauth(glance_single)
+        result = openstack(auth, 'image', 'progress', 'list',
+                           '--all-projects', '-f', 'json')
+        long = openstack(auth, 'image', 'progress', 'list',
+                         '--all-projects', '--long', '-f', 'json')
+        table = openstack(auth, 'image', 'progress', 'list',
+                          '--all-projects')
+        own = openstack(auth, 'image', 'progress', 'list')
+    finally:
+        assert upload.result(120) is None
+    assert result.returncode == 0, result.stderr
+    rows = {row['ID']: row for row in json.loads(result.stdout)}
+    assert stored[0] not in rows  # active: not in flight
+    row = rows[image_id]
+    assert sorted(row) == ['Backend', 'ID', 'Image Status', 'Name',
+                           'Percent', 'State']
+    assert (row['Image Status'], row['State'], row['Backend']) == (
+        'saving', 'uploading', None)
+    assert 0 <= row['Percent'] < 100
+    row = {r['ID']: r for r in json.loads(long.stdout)}[image_id]
+    assert (row['Total'], row['Owner']) == (
+        len(data), testbed.glance_api.PROJECT_ID)
+    assert 0 < row['Bytes'] < len(data) and row['Rate (B/s)'] > 0
+    assert image_id in table.stdout and '| uploading |' in table.stdout
+    # without Keystone, the caller's project is not known
+    failed_cleanly(own, 'your project is not known', '--all-projects')
+
+
+# -- errors ------------------------------------------------------------------
+
+def test_no_such_image(glance_single):
+    for image in (str(uuid.uuid4()), 'no-such-image-%s' % uuid.uuid4().hex):
+        result = openstack(noauth(glance_single), 'image', 'progress',
+                           'show', image)
+        failed_cleanly(result, 'No image with a name or ID of %r exists.'
+                       % image)
+
+
+@pytest.fixture(scope='module')
+def glance_plain(ceph, memcached, workdir):
+    """A glance-api without the upload_progress filter."""
+    with testbed.GlanceAPI(os.path.join(workdir, 'glance-plain-osc'), ceph,
+                           memcached.address, mode='single',
+                           workers=1) as api:
+        yield api
+
+
+def test_glance_without_the_filter(glance_plain, cleanup):
+    image_id = new_image(glance_plain.client(), cleanup)
+    result = openstack(noauth(glance_plain), 'image', 'progress', 'show',
+                       image_id)
+    failed_cleanly(result, 'does not serve upload progress',
+                   'upload_progress filter of glance_progress_store is not '
+                   'enabled')
+
+
+def test_frozen_memcached_is_glances_message(glance_single, cleanup,
+                                             memcached):
+    image_id = new_image(glance_single.client(), cleanup)
+    memcached.pause()
+    try:
+        result = openstack(noauth(glance_single), 'image', 'progress',
+                           'show', image_id)
+    finally:
+        memcached.resume()
+    failed_cleanly(result, 'HTTP 503', 'Service Unavailable',
+                   'upload progress is unavailable', 'did not answer')
