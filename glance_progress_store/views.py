@@ -195,7 +195,6 @@ def exit_code(views):
     return max(codes or [states.EXIT_OK])
 
 
-<<<<<<< HEAD
 TABLE_COLUMNS = ('IMAGE', 'BACKEND', 'STATE', 'PROGRESS', 'RATE', 'ETA',
                  'AGE')
 
@@ -215,10 +214,10 @@ def table(found):
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return '\n'.join('  '.join(cell.ljust(width) for cell, width in
                                zip(row, widths)).rstrip() for row in rows)
-=======
+
+
 def from_fields(data):
     """The View of the progress endpoint's JSON (its extra fields are
     glance's): what ``openstack image progress`` reads over HTTP."""
     return View(**{f.name: data.get(f.name)
                    for f in dataclasses.fields(View)})
->>>>>>> osc
