@@ -17,7 +17,10 @@ One copy for every e2e module (they were copied between test files).
 
 import hashlib
 import http.client
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -196,3 +199,65 @@ def read_raw_response(sock):
     response = http.client.HTTPResponse(sock)
     response.begin()
     return response.status, response.read().decode(errors='replace')
+
+
+# -- the openstack CLI, as users run it ---------------------------------
+
+OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
+
+
+def openstack(auth, *args, stderr=subprocess.PIPE, timeout=120):
+    """Runs ``openstack AUTH... ARGS...``; the CompletedProcess.
+
+    `auth` is an (arguments, environment) pair; no OS_* variable of the
+    test's own environment leaks in.
+    """
+    auth_args, auth_env = auth
+    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
+    env.update(auth_env)
+    return subprocess.run([OPENSTACK] + auth_args + [str(a) for a in args],
+                          stdout=subprocess.PIPE, stderr=stderr, env=env,
+                          text=True, timeout=timeout)
+
+
+def failed_cleanly(result, *phrases):
+    """Exit 1, the phrases in OSC's one-line error, no traceback."""
+    assert result.returncode == 1, result
+    assert 'Traceback' not in result.stderr, result.stderr
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr
+    return result.stderr
+
+
+def openstack_on_a_terminal(auth, *args):
+    """``openstack`` with its stderr on a pseudo-terminal (120 columns):
+    (CompletedProcess, what the terminal showed)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 120, 0, 0))
+    try:
+        result = openstack(auth, *args, stderr=slave)
+        os.close(slave)
+        slave = None
+        text = b''
+        try:
+            while True:
+                chunk = os.read(master, 65536)
+                if not chunk:
+                    break
+                text += chunk
+        except OSError:  # EIO: the pty's other end is closed
+            pass
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    return result, text.decode('utf-8', 'replace')
+
+
+def parse_lines(text):
+    return [line.split(None, 7) for line in text.splitlines()
+            if not line.startswith('#')]

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 
@@ -32,7 +31,12 @@ import requests
 import testbed
 
 from glance_progress_store import states
+from tests.e2e.helpers import failed_cleanly
 from tests.e2e.helpers import new_image
+from tests.e2e.helpers import OPENSTACK as OPENSTACK_CLI
+from tests.e2e.helpers import openstack
+from tests.e2e.helpers import openstack_on_a_terminal
+from tests.e2e.helpers import parse_lines
 from tests.e2e.helpers import Upload
 from tests.e2e.helpers import wait_for
 from tests.e2e.helpers import wait_image
@@ -40,8 +44,6 @@ from tests import helpers
 from tests.helpers import MiB
 
 pytestmark = pytest.mark.e2e
-
-OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
 
 
 def noauth(api):
@@ -54,44 +56,12 @@ def noauth_env(api):
     return [], {'OS_AUTH_TYPE': 'none', 'OS_ENDPOINT': api.url}
 
 
-def openstack(auth, *args, stderr=subprocess.PIPE, timeout=120):
-    """Runs ``openstack AUTH... ARGS...``; the CompletedProcess.
-
-    `auth` is an (arguments, environment) pair; no OS_* variable of the
-    test's own environment leaks in.
-    """
-    auth_args, auth_env = auth
-    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
-    env.update(auth_env)
-    return subprocess.run([OPENSTACK] + auth_args + [str(a) for a in args],
-                          stdout=subprocess.PIPE, stderr=stderr, env=env,
-                          text=True, timeout=timeout)
-
-
-def failed_cleanly(result, *phrases):
-    """Exit 1, the phrases in OSC's one-line error, no traceback."""
-    assert result.returncode == 1, result
-    assert 'Traceback' not in result.stderr, result.stderr
-    for phrase in phrases:
-        assert phrase in result.stderr, result.stderr
-    return result.stderr
-
-
 def endpoint(api, image_id, query=''):
     response = requests.get('%s/v2/images/%s/progress%s'
                             % (api.url, image_id, query),
                             headers=api.headers(), timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-@pytest.fixture
-def cleanup(ceph):
-    created = []
-    yield created
-    for image_id in created:
-        for pool in (helpers.POOL, helpers.POOL2):
-            helpers.remove_image(ceph, pool, image_id)
 
 
 @pytest.fixture
@@ -179,11 +149,6 @@ def test_show_multi_store_backends(glance_multi, cleanup):
 
 # -- show --wait -------------------------------------------------------------
 
-def parse_lines(text):
-    return [line.split(None, 7) for line in text.splitlines()
-            if not line.startswith('#')]
-
-
 def test_wait_prints_lines_until_stored(glance_single, cleanup):
     client = glance_single.client()
     image_id = new_image(client, cleanup)
@@ -204,32 +169,9 @@ def test_wait_prints_lines_until_stored(glance_single, cleanup):
 
 
 def test_wait_on_a_terminal_draws_a_bar(glance_single, stored):
-    import fcntl
-    import pty
-    import struct
-    import termios
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 120, 0, 0))
-    try:
-        result = openstack(noauth(glance_single), 'image', 'progress',
-                           'show', stored[0], '--wait', '-c', 'state',
-                           '-f', 'value', stderr=slave)
-        os.close(slave)
-        slave = None
-        text = b''
-        try:
-            while True:
-                chunk = os.read(master, 65536)
-                if not chunk:
-                    break
-                text += chunk
-        except OSError:  # EIO: the pty's other end is closed
-            pass
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    text = text.decode('utf-8', 'replace')
+    result, text = openstack_on_a_terminal(
+        noauth(glance_single), 'image', 'progress', 'show', stored[0],
+        '--wait', '-c', 'state', '-f', 'value')
     assert (result.returncode, result.stdout) == (0, 'stored\n')
     assert re.search(r'%s \|█{30}\| stored  2\.0 MiB / 2\.0 MiB \(100\.0%%\)'
                      % stored[0], text), text
@@ -240,7 +182,7 @@ def test_wait_exit_code_of_a_failed_upload(glance_single, cleanup):
     client = glance_single.client()
     image_id = new_image(client, cleanup)
     waiting = subprocess.Popen(
-        [OPENSTACK] + noauth(glance_single)[0] + [
+        [OPENSTACK_CLI] + noauth(glance_single)[0] + [
             'image', 'progress', 'show', image_id, '--wait', '--interval',
             '0.2', '-c', 'state', '-c', 'reason', '-f', 'value'],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
