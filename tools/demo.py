@@ -112,11 +112,15 @@ def _demo(args, local, size, started):
             '--interval', '0.25')),
         _Follower('user', openstack(api) + [
             'image', 'progress', 'show', image['id'], '--wait',
-            '--interval', '0.25']),
+            '--interval', '0.25', '-f', 'value', '-c', 'state',
+            '-c', 'image_status']),
     ]
-    upload.start()
     for follower in followers:
         follower.start()
+    # both are following (the image is queued) before the upload starts
+    for follower in followers:
+        follower.first_line.wait(30)
+    upload.start()
     upload.join()
     for follower in followers:
         follower.join()
@@ -187,6 +191,7 @@ class _Follower(threading.Thread):
         super().__init__(daemon=True)
         self.who, self.command = who, command
         self.returncode = None
+        self.first_line = threading.Event()
 
     def run(self):
         proc = subprocess.Popen(self.command, stdout=subprocess.PIPE,
@@ -194,7 +199,9 @@ class _Follower(threading.Thread):
         for line in proc.stdout:
             sys.stdout.write('%-8s | %s' % (self.who, line))
             sys.stdout.flush()
+            self.first_line.set()
         self.returncode = proc.wait()
+        self.first_line.set()
 
 
 class _Upload(threading.Thread):
