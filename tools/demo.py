@@ -248,7 +248,7 @@ def _print_keep(local):
           '  %s/glance image-create --name x --disk-format raw '
           '--container-format bare --file FILE --progress\n'
           '  %s/glance-progress watch IMAGE_ID --servers %s\n'
-          '  %s image progress list\n'
+          '  %s image progress list --all-projects\n'
           '  rbd -c %s ls %s\n'
           'The exporter: %smetrics for Prometheus, the live page at %s\n'
           'Stop it with:\n'

@@ -22,6 +22,7 @@ import re
 import shlex
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -57,7 +58,18 @@ def test_demo_keep_then_printed_stop_command_twice(tmp_path):
         stop = out.split('Stop it with:\n', 1)[1].splitlines()[0]
         running = stack.running(workdir)
         assert {p['name'] for p in running} == {
-            'glance-api', 'ceph-osd', 'ceph-mon', 'memcached'}
+            'exporter', 'glance-api', 'ceph-osd', 'ceph-mon', 'memcached'}
+        # the exporter it started serves metrics and the page
+        exporter = re.search(r'The exporter: (http://127\.0\.0\.1:\d+/)'
+                             r'metrics for Prometheus, the live page at '
+                             r'(http://127\.0\.0\.1:\d+/)\n', out)
+        assert exporter and exporter.group(1) == exporter.group(2), out
+        with urllib.request.urlopen(exporter.group(1) + 'metrics',
+                                    timeout=10) as response:
+            assert b'glance_progress_uploads_in_flight' in response.read()
+        # the user's view followed the upload through glance's API
+        assert re.search(r'(?m)^user +\| stored$', out), out
+        assert re.search(r'(?m)^operator +\| \S+ - stored ', out), out
     except BaseException:
         if stack.load_state(workdir):
             stack.down_main(workdir)  # do not leave it running
@@ -68,7 +80,8 @@ def test_demo_keep_then_printed_stop_command_twice(tmp_path):
                            capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert first.stdout == (
-        'stopped glance-api, ceph-osd, ceph-mon, memcached in %s\n'
+        'stopped exporter, glance-api, ceph-osd, ceph-mon, memcached in '
+        '%s\n'
         % workdir)
     assert not any(os.path.exists('/proc/%d' % p['pid']) and
                    stack.owned(p) for p in running)
