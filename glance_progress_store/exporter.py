@@ -99,7 +99,7 @@ def reason_label(reason):
 
 
 @dataclasses.dataclass(frozen=True)
-class Status(object):
+class Status:
     """What the exporter knows at one moment; replaced, never changed."""
 
     servers: tuple  # every memcached server of the configuration
@@ -252,7 +252,7 @@ def uploads_document(status, now):
     }
 
 
-class Refresher(object):
+class Refresher:
     """Reads discovery every `interval` seconds into :attr:`status`."""
 
     def __init__(self, read, servers, backends, interval, since,
@@ -424,7 +424,7 @@ def _bind(host, port):
             host, port, e.strerror or e))
 
 
-class Exporter(object):
+class Exporter:
     """The refresher, the registry and the listener, as one unit."""
 
     def __init__(self, refresher, host, port):

@@ -58,7 +58,7 @@ class ConfigError(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
-class Source(object):
+class Source:
     """One place records are written to: a server list and a key prefix."""
 
     servers: tuple
@@ -66,7 +66,7 @@ class Source(object):
 
 
 @dataclasses.dataclass
-class Settings(object):
+class Settings:
     """Where each backend's records live, as glance-api would write them."""
 
     plain_sources: list  # the plain keys may be in any backend's source
@@ -288,7 +288,7 @@ def _rados_id(user):
 
 
 @dataclasses.dataclass(frozen=True)
-class PoolTarget(object):
+class PoolTarget:
     """A pool to check for orphans, how to reach it and where its records are.
 
     ``records_at`` lists (source, backend) pairs to read an image's record

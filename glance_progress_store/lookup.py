@@ -27,7 +27,7 @@ class BadServers(Exception):
     """python-memcached cannot use a server address: a usage error."""
 
 
-class Lookup(object):
+class Lookup:
     """Reads views of records; one reader per source, checked every poll."""
 
     def __init__(self, settings, stall_after):

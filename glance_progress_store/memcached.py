@@ -117,7 +117,7 @@ def server_index(key, count):
 
 
 @dataclasses.dataclass(frozen=True)
-class RawValue(object):
+class RawValue:
     """A value as memcached holds it: its flags and its bytes."""
 
     flags: int
@@ -141,7 +141,7 @@ _CLIENT_ERRORS = (OSError, EOFError, ValueError, memcache._Error,
                   memcache._ConnectionDeadError)
 
 
-class Connection(object):
+class Connection:
     """One memcached server, raw bytes in and out; not thread-safe.
 
     python-memcached swallows most errors and only marks the server dead;

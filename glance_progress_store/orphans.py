@@ -60,7 +60,7 @@ def ceph_modules():
 # --- Reading Ceph --------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class Partial(object):
+class Partial:
     """An RBD image without the protected snapshot of a finished upload."""
 
     target: object  # a glance_config.PoolTarget
@@ -70,7 +70,7 @@ class Partial(object):
 
 
 @dataclasses.dataclass(frozen=True)
-class PoolProblem(object):
+class PoolProblem:
     target: object  # a glance_config.PoolTarget
     state: str  # states.UNREACHABLE or states.NO_POOL
     message: str
@@ -80,7 +80,7 @@ class CephError(Exception):
     """Ceph could not be reached or refused; the message says how."""
 
 
-class Ceph(object):
+class Ceph:
     """Connections to the clusters of the targets, opened on demand.
 
     Every librados operation is bounded by ``timeout`` seconds, so a dead
@@ -185,7 +185,7 @@ def _created_at(image):
 # --- Classifying ---------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class Finding(object):
+class Finding:
     """One line of the report: an unfinished image, or a pool problem."""
 
     pool: str

@@ -40,7 +40,7 @@ class WriteFailed(Exception):
 
     def __init__(self, code, offset, length):
         self.errno = code
-        super(WriteFailed, self).__init__(
+        super().__init__(
             'write of %d bytes at offset %d failed: %s' % (
                 length, offset, errno.errorcode.get(code, code)))
 
@@ -63,7 +63,7 @@ def _is_zero(chunk):
     return chunk[0] == 0 and chunk.count(0) == len(chunk)
 
 
-class _Lane(object):
+class _Lane:
     """A single hashing thread fed one chunk at a time, in order."""
 
     def __init__(self, executor, functions):
@@ -85,7 +85,7 @@ class _Lane(object):
             pending.result()
 
 
-class ImageWriter(object):
+class ImageWriter:
     """Writes one upload's data into an open, freshly created RBD image."""
 
     def __init__(self, image, image_size, chunk_size, writes_in_flight,

@@ -61,7 +61,7 @@ _WARN_EVERY = 60.0
 
 
 @dataclasses.dataclass
-class _Entry(object):
+class _Entry:
     """The newest values of one upload for one server."""
 
     values: dict
@@ -71,14 +71,14 @@ class _Entry(object):
 
 
 @dataclasses.dataclass
-class PublisherStats(object):
+class PublisherStats:
     updates_sent: int = 0  # (upload, server) states written
     index_writes: int = 0  # discovery index values written
     probes: int = 0
     server_failures: int = 0
 
 
-class _Lane(object):
+class _Lane:
     """One memcached server: its queue and whether it may be written to."""
 
     def __init__(self, server, socket_timeout):
@@ -113,7 +113,7 @@ class _Lane(object):
         self.ready_at = now + SETTLE
 
 
-class Publisher(object):
+class Publisher:
     """Sends the latest progress of every upload from one background thread.
 
     The memcached connections are created by that thread, once per

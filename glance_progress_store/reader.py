@@ -60,7 +60,7 @@ def _size(key, value):
     return int(text)
 
 
-class ProgressReader(object):
+class ProgressReader:
     """Reads the progress records written by the progress_rbd store.
 
     Not thread-safe: one reader per thread. A server that failed is tried

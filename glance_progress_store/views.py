@@ -57,7 +57,7 @@ def human_duration(seconds):
 
 
 @dataclasses.dataclass(frozen=True)
-class View(object):
+class View:
     """What an operator sees of one record; the fields of ``show --json``."""
 
     image_id: str

@@ -26,7 +26,7 @@ from glance_progress_store import states
 from glance_progress_store import views
 
 
-class Watch(object):
+class Watch:
     """Polls the records until every upload ended, one bar or line each."""
 
     def __init__(self, settings, image_ids, out, backend=None,
@@ -130,7 +130,7 @@ def _is_terminal(out):
         return False
 
 
-class _Lines(object):
+class _Lines:
     """Not a terminal: a plain line whenever a record changes."""
 
     def __init__(self, out):
@@ -154,7 +154,7 @@ class _Lines(object):
         self.out.flush()
 
 
-class _Bars(object):
+class _Bars:
     """A terminal: one tqdm progress bar per upload."""
 
     def __init__(self, out):

@@ -270,7 +270,7 @@ def check_stored(ceph, result, image_id, data, pool=POOL):
     return metadata
 
 
-class Tripwire(object):
+class Tripwire:
     """Unpickling this would create `path`: readers must never do it.
 
     A path under the test's tmp_path, so that runs never see each other's.

@@ -38,7 +38,7 @@ class NotFound(exceptions.CommandError):
     """No such image, or not one the caller may see."""
 
 
-class ProgressClient(object):
+class ProgressClient:
     """glance's image list and image-show, and the progress endpoint."""
 
     def __init__(self, session, endpoint):

@@ -172,7 +172,7 @@ def live_mc(mc):
         yield server
 
 
-class Stacks(object):
+class Stacks:
     """Starts the fault tests' glance-apis into their LocalStack."""
 
     def __init__(self, local):

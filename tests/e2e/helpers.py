@@ -132,7 +132,7 @@ class Upload(threading.Thread):
     """A glanceclient upload that runs while the test injects a fault."""
 
     def __init__(self, client, image_id, data, pace=PACE, image_size=None):
-        super(Upload, self).__init__(daemon=True)
+        super().__init__(daemon=True)
         self._client = client
         self._image_id = image_id
         self._data = data

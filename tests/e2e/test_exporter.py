@@ -77,7 +77,7 @@ def cleanup(ceph):
         helpers.remove_image(ceph, helpers.POOL, image_id)
 
 
-class ExporterProcess(object):
+class ExporterProcess:
     """``glance-progress exporter`` on a free loopback port."""
 
     def __init__(self, api, *args):

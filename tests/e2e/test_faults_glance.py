@@ -215,7 +215,7 @@ def unstick(ceph):
 def osd_pauser(cluster):
     """pause() SIGSTOPs the OSD; resume() returns when it was SIGCONTed.
     It runs and serves I/O again after the test, whatever happened."""
-    class Pauser(object):
+    class Pauser:
         paused = False
 
         def pause(self):

@@ -202,7 +202,7 @@ def test_size_mismatch_is_invalid_and_leaves_nothing(single_store, ceph,
     assert (record.state, record.reason) == ('failed', 'size_mismatch')
 
 
-class ExplodingVerifier(object):
+class ExplodingVerifier:
     """Stands in for cursive's verifier: the real one only fails later, in
     glance's verify(); here update() itself fails, as a broken verifier
     would, to prove the store cleans up and re-raises the original."""
@@ -230,7 +230,7 @@ def test_verifier_error_reraised_after_cleanup(single_store, ceph, reader,
 
 
 def test_verifier_sees_every_byte(single_store, image_id):
-    class Collecting(object):
+    class Collecting:
         def __init__(self):
             self.data = bytearray()
 

@@ -140,7 +140,7 @@ def stack(workdir):
 
 
 @dataclasses.dataclass
-class Upload(object):
+class Upload:
     image_id: str
     size: int
     known: bool
@@ -151,7 +151,7 @@ class Upload(object):
     error: object = None
 
 
-class Soak(object):
+class Soak:
     """The shared state of the client threads."""
 
     def __init__(self, api):

@@ -51,7 +51,7 @@ class ShowProgress(command.ShowOne):
     _description = 'Show the upload progress of an image'
 
     def get_parser(self, prog_name):
-        parser = super(ShowProgress, self).get_parser(prog_name)
+        parser = super().get_parser(prog_name)
         parser.add_argument('image', metavar='<image>',
                             help='Image to show (name or ID)')
         parser.add_argument(
@@ -89,7 +89,7 @@ class ShowProgress(command.ShowOne):
 
     def run(self, parsed_args):
         # cliff's ShowOne answers 0 once shown; --wait has its own codes
-        super(ShowProgress, self).run(parsed_args)
+        super().run(parsed_args)
         return self.exit_code
 
 
@@ -106,7 +106,7 @@ class ListProgress(command.Lister):
                     'progress' % ', '.join(client_mod.IN_FLIGHT))
 
     def get_parser(self, prog_name):
-        parser = super(ListProgress, self).get_parser(prog_name)
+        parser = super().get_parser(prog_name)
         parser.add_argument(
             '--all-projects', action='store_true',
             help='Every image glance shows you (an admin: all), not only '
