@@ -59,7 +59,8 @@ def ceph(workdir):
 
 @pytest.fixture(scope='session')
 def memcached():
-    with testbed.Memcached() as server:
+    # room for the 200,000 foreign keys of the discovery tests
+    with testbed.Memcached(memory_mb=256) as server:
         yield server
 
 

@@ -37,8 +37,25 @@ def glance_progress_list(*args):
                              for line in done.stdout.splitlines()]
 
 
+FOREIGN_KEYS = 200000
+
+
+@pytest.fixture(scope='module')
+def crowded(memcached):
+    """The session's memcached, also holding 200,000 keys that are not
+    ours (as a Keystone token cache would); they stay, without TTL."""
+    from glance_progress_store import memcached as memcached_mod
+    connection = memcached_mod.Connection(memcached.address, 5)
+    for start in range(0, FOREIGN_KEYS, 5000):
+        connection.set_many({'keystone.token.%d' % n: b'x' * 80
+                             for n in range(start, start + 5000)}, 0)
+    connection.close()
+    return memcached
+
+
 def test_three_uploads_through_two_glance_apis_all_listed(
-        glance_single, glance_multi, memcached, cleanup):
+        glance_single, glance_multi, crowded, cleanup):
+    memcached = crowded
     jobs = []
     for api, kwargs in ((glance_single, {}), (glance_single, {}),
                         (glance_multi, {'backend': 'ceph2'})):
