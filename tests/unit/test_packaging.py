@@ -42,6 +42,13 @@ ENTRY_POINTS = {
     'oslo.config.opts': {
         'glance_progress_store': 'glance_progress_store.options:list_opts'},
     'console_scripts': {'glance-progress': 'glance_progress_store.cli:main'},
+    'openstack.cli.extension': {
+        'image_progress': 'glance_progress_store.osc.plugin'},
+    'openstack.image_progress.v1': {
+        'image_progress_show': 'glance_progress_store.osc.v1.progress:'
+                               'ShowProgress',
+        'image_progress_list': 'glance_progress_store.osc.v1.progress:'
+                               'ListProgress'},
 }
 
 
