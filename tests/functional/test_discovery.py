@@ -16,7 +16,6 @@ The memcached here also holds 200,000 foreign keys, as a Keystone token
 cache would: discovery never walks them (three reads per server).
 """
 
-import atexit
 import multiprocessing
 import os
 import time
@@ -120,9 +119,11 @@ def _child(addresses, prefix, ids, barrier, done):
     for image_id in ids:
         _publish(publisher, prefix, image_id, _record('uploading'))
     done.wait()  # stay alive (index registered) until the parent looked
-    # multiprocessing ends its children with os._exit(): run what a
-    # normal interpreter exit runs (the publisher's unregistration)
-    atexit._run_exitfuncs()
+    # multiprocessing ends its children with os._exit(): run the exit
+    # hook a normal interpreter exit runs (the publisher's), and only
+    # that one: the other hooks of this fork of pytest are pytest's own
+    # (its temporary directories, the session's Ceph among them).
+    progress._unregister_at_exit()
 
 
 @pytest.mark.parametrize('round', range(3))
