@@ -129,7 +129,7 @@ def _ini(sections):
     return "\n".join(lines)
 
 
-class GlanceAPI:
+class GlanceAPI(procs.UwsgiService):
     """glance-api under uWSGI on 127.0.0.1, storing into the test bed's Ceph.
 
     ``backends`` maps backend names to pools (default: ceph1 -> images,
@@ -347,19 +347,6 @@ class GlanceAPI:
             return True
         except OSError:
             return False
-
-    def stop(self):
-        """Stop uWSGI's master and workers.  Idempotent."""
-        if self._proc is not None:
-            procs.stop_group(self._proc.pid, self._proc)
-            self._proc = None
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     @property
     def pid(self):

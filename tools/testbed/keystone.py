@@ -62,7 +62,7 @@ def _ini(sections):
     return "\n".join(lines)
 
 
-class Keystone:
+class Keystone(procs.UwsgiService):
     """Keystone under uWSGI on 127.0.0.1, its sqlite database in workdir.
 
     Use it as a context manager.  ``url`` is the identity endpoint's base
@@ -225,19 +225,6 @@ class Keystone:
             self.request("PUT", "/projects/%s/users/%s/roles/%s" % (
                 self.project_ids[user.project], self.user_ids[user.name],
                 self.role_ids[user.role]))
-
-    def stop(self):
-        """Stop uWSGI's master and workers.  Idempotent."""
-        if self._proc is not None:
-            procs.stop_group(self._proc.pid, self._proc)
-            self._proc = None
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def log_tail(self, lines=50):
         try:

@@ -214,3 +214,23 @@ def stop_group(leader, proc=None, timeout=15):
         _wait_group_gone(leader, proc, 10)
     if proc is not None:
         proc.wait(timeout=5)
+
+
+class UwsgiService:
+    """What the test bed's uWSGI services (glance-api, Keystone) share: a
+    context manager whose ``start()`` sets ``_proc`` to the master."""
+
+    _proc = None
+
+    def stop(self):
+        """Stop uWSGI's master and workers.  Idempotent."""
+        if self._proc is not None:
+            stop_group(self._proc.pid, self._proc)
+            self._proc = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
