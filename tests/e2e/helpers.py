@@ -261,3 +261,26 @@ def openstack_on_a_terminal(auth, *args):
 def parse_lines(text):
     return [line.split(None, 7) for line in text.splitlines()
             if not line.startswith('#')]
+
+
+class Poller(threading.Thread):
+    """What a portal does: calls ``ask()`` (one GET of the progress
+    endpoint, a requests Response) until the record says stored."""
+
+    def __init__(self, ask):
+        super().__init__(daemon=True)
+        self.ask = ask
+        self.seen = []  # (status code, JSON body)
+        self.stop_event = threading.Event()
+
+    def run(self):
+        while not self.stop_event.is_set():
+            response = self.ask()
+            self.seen.append((response.status_code, response.json()))
+            if response.json().get('state') == 'stored':
+                return
+            time.sleep(0.02)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join(30)

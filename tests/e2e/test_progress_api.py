@@ -20,7 +20,6 @@ in test_progress_keystone.py.
 """
 
 import json
-import threading
 import time
 import uuid
 
@@ -28,6 +27,7 @@ import pytest
 import requests
 
 from tests.e2e.helpers import new_image
+from tests.e2e.helpers import Poller
 from tests.e2e.helpers import wait_image
 from tests import helpers
 from tests.helpers import MiB
@@ -50,28 +50,6 @@ def progress(api, image_id, query='', version='v2'):
     return get(api, '/%s/images/%s/progress%s' % (version, image_id, query))
 
 
-class Poller(threading.Thread):
-    """What a portal does: polls the endpoint while the upload runs."""
-
-    def __init__(self, api, image_id, query=''):
-        super().__init__(daemon=True)
-        self.api, self.image_id, self.query = api, image_id, query
-        self.seen = []
-        self.stop_event = threading.Event()
-
-    def run(self):
-        while not self.stop_event.is_set():
-            response = progress(self.api, self.image_id, self.query)
-            self.seen.append((response.status_code, response.json()))
-            if response.json().get('state') == 'stored':
-                return
-            time.sleep(0.02)
-
-    def stop(self):
-        self.stop_event.set()
-        self.join(30)
-
-
 def test_owner_follows_an_upload_to_stored(glance_single, cleanup):
     client = glance_single.client()
     image_id = new_image(client, cleanup)
@@ -86,7 +64,7 @@ def test_owner_follows_an_upload_to_stored(glance_single, cleanup):
         'unknown', 'queued', False)
 
     data = helpers.payload(48 * MiB + 7)
-    poller = Poller(glance_single, image_id)
+    poller = Poller(lambda: progress(glance_single, image_id))
     poller.start()
     client.images.upload(image_id, helpers.SlowReader(data, pause=0.02),
                          image_size=len(data))

@@ -20,13 +20,13 @@ image memberships.  Users (testbed.keystone.USERS): admin; alice, member
 of project alpha; bob, member of project beta.
 """
 
-import threading
 import time
 import uuid
 
 import pytest
 import requests
 
+from tests.e2e.helpers import Poller
 from tests.e2e.helpers import wait_image
 from tests import helpers
 from tests.helpers import MiB
@@ -89,31 +89,9 @@ def new_image(api, user, cleanup, **properties):
     return image_id
 
 
-class Poller(threading.Thread):
-    """A portal polling the endpoint with the caller's token."""
-
-    def __init__(self, caller, image_id):
-        super().__init__(daemon=True)
-        self.caller, self.image_id = caller, image_id
-        self.seen = []
-        self.stop_event = threading.Event()
-
-    def run(self):
-        while not self.stop_event.is_set():
-            response = self.caller.progress(self.image_id)
-            self.seen.append((response.status_code, response.json()))
-            if response.json().get('state') == 'stored':
-                return
-            time.sleep(0.02)
-
-    def stop(self):
-        self.stop_event.set()
-        self.join(30)
-
-
 def upload_and_poll(upload_api, poll_caller, image_id, size):
     data = helpers.payload(size)
-    poller = Poller(poll_caller, image_id)
+    poller = Poller(lambda: poll_caller.progress(image_id))
     poller.start()
     client = upload_api.client(poll_caller.user)
     client.images.upload(image_id, helpers.SlowReader(data, pause=0.02),

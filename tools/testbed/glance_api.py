@@ -316,13 +316,7 @@ class GlanceAPI(procs.UwsgiService):
                 raise RuntimeError(
                     "glance-manage db_sync failed (rc=%d): %s"
                     % (sync.returncode, sync.stderr[-3000:]))
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [self.python, "-c",
-                 "import sys, pyuwsgi; sys.exit(pyuwsgi.run())",
-                 "--ini", self.uwsgi_ini],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True)
+        self._spawn_uwsgi(self.python, self.uwsgi_ini, self.log_path, env)
         try:
             deadline = time.monotonic() + timeout
             while not (self._answers() and

@@ -174,13 +174,7 @@ class Keystone(procs.UwsgiService):
             "--bootstrap-public-url", self.auth_url,
             "--bootstrap-internal-url", self.auth_url))
         env = dict(os.environ, OS_KEYSTONE_CONFIG_DIR=self.conf_dir)
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [self.python, "-c",
-                 "import sys, pyuwsgi; sys.exit(pyuwsgi.run())",
-                 "--ini", self.uwsgi_ini],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True)
+        self._spawn_uwsgi(self.python, self.uwsgi_ini, self.log_path, env)
         try:
             procs.wait_for("keystone on %s" % self.url, self._answers,
                            timeout, interval=0.1,

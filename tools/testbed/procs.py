@@ -222,6 +222,17 @@ class UwsgiService:
 
     _proc = None
 
+    def _spawn_uwsgi(self, python, ini, log_path, env):
+        """Start the uWSGI master of ``ini`` (pyuwsgi in ``python``'s
+        venv) in a session of its own, its output appended to log_path."""
+        with open(log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [python, "-c",
+                 "import sys, pyuwsgi; sys.exit(pyuwsgi.run())",
+                 "--ini", ini],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=env, start_new_session=True)
+
     def stop(self):
         """Stop uWSGI's master and workers.  Idempotent."""
         if self._proc is not None:
