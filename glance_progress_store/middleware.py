@@ -26,7 +26,7 @@ unless it is a 200, so the endpoint never tells more than image-show.
 
 The records are read from the memcached servers and key prefix of
 glance-api's own configuration, as ``glance-progress`` reads them
-(:mod:`glance_progress_store.glance_config`), once per process: uWSGI
+(:mod:`glance_progress_store.read.sources`), once per process: uWSGI
 loads the application, then forks its workers.
 """  # noqa: E501
 
@@ -42,12 +42,12 @@ from oslo_config import cfg
 import webob
 import webob.exc
 
-from glance_progress_store import glance_config
 from glance_progress_store import options
-from glance_progress_store import reader as reader_mod
+from glance_progress_store.read import reader as reader_mod
+from glance_progress_store.read import sources
+from glance_progress_store.read import states
+from glance_progress_store.read import views
 from glance_progress_store import records
-from glance_progress_store import states
-from glance_progress_store import views
 
 LOG = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class _ProcessState:
         files = [f for f in conf.config_file or () if os.path.isfile(f)]
         dirs = [d for d in ([conf.config_dir] if conf.config_dir else [])
                 if os.path.isdir(d)]
-        self.settings = glance_config.read_settings(
+        self.settings = sources.read_settings(
             files, dirs, warn=lambda text: LOG.warning('%s', text))
         self._local = threading.local()
 
@@ -138,7 +138,7 @@ class UploadProgressFilter:
                           'glance returned an unexpected image body')
         try:
             state = _process_state()
-        except glance_config.ConfigError as e:
+        except sources.ConfigError as e:
             LOG.error('Upload progress: cannot read glance-api\'s '
                       'configuration: %s', e)
             return _error(webob.exc.HTTPServiceUnavailable,

@@ -21,7 +21,7 @@ backend completely.
 from glance_store._drivers import rbd as rbd_driver
 from oslo_config import cfg
 
-from glance_progress_store import memcached
+from glance_progress_store import _memcache
 
 PROGRESS_OPTS = [
     cfg.BoolOpt('progress_enabled',
@@ -66,7 +66,7 @@ Related options:
     cfg.IntOpt('progress_ttl',
                default=86400,
                min=1,
-               max=memcached.MAX_TTL,
+               max=_memcache.MAX_TTL,
                help="""
 Lifetime, in seconds, of the progress records in memcached.
 
@@ -184,7 +184,7 @@ Related options:
     cfg.IntOpt('progress_index_retention',
                default=3600,
                min=0,
-               max=memcached.MAX_TTL,
+               max=_memcache.MAX_TTL,
                help="""
 Seconds an upload stays in the index after it was stored or failed.
 

@@ -28,11 +28,11 @@ from glance_store.common import utils
 from glance_store import driver
 from glance_store import exceptions
 
-from glance_progress_store import config
 from glance_progress_store import options
-from glance_progress_store import pipeline
-from glance_progress_store import progress as progress_mod
-from glance_progress_store import states
+from glance_progress_store.read import states
+from glance_progress_store.upload import config
+from glance_progress_store.upload import pipeline
+from glance_progress_store.upload import publisher as progress_mod
 
 rbd = rbd_driver.rbd
 rados = rbd_driver.rados

@@ -16,9 +16,9 @@ configuration files, and running ``glance-progress`` in-process."""
 import json
 import time
 
-from glance_progress_store import cli
-from glance_progress_store import progress
+from glance_progress_store.cmd import cli
 from glance_progress_store import records
+from glance_progress_store.upload import publisher
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -37,11 +37,11 @@ def record(state='uploading', nbytes=0, total=None, backend=None,
 
 def publish(address, image_id, rec, backend=None, prefix='', final=True):
     """Write a record the way the store does, and wait until it is sent."""
-    publisher = progress.get_publisher([address], 0.5)
+    pub = publisher.get_publisher([address], 0.5)
     token = ('test-cli', prefix, image_id, backend)
     keys = records.keys_for(image_id, backend, prefix)
-    publisher.submit(token, records.key_values(keys, rec), 600, final)
-    assert publisher.flush(token, 10)  # a restarted server: probe, settle
+    pub.submit(token, records.key_values(keys, rec), 600, final)
+    assert pub.flush(token, 10)  # a restarted server: probe, settle
 
 
 def run(capsys, *argv):

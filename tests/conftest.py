@@ -36,10 +36,10 @@ from tests import helpers  # noqa: E402
 @pytest.fixture(autouse=True)
 def no_host_config(monkeypatch, tmp_path):
     """The host's /etc/glance must not leak into the tests."""
-    from glance_progress_store import glance_config
-    monkeypatch.setattr(glance_config, 'DEFAULT_CONFIG_FILE',
+    from glance_progress_store.read import sources
+    monkeypatch.setattr(sources, 'DEFAULT_CONFIG_FILE',
                         str(tmp_path / 'absent' / 'glance-api.conf'))
-    monkeypatch.setattr(glance_config, 'DEFAULT_CONFIG_DIR',
+    monkeypatch.setattr(sources, 'DEFAULT_CONFIG_DIR',
                         str(tmp_path / 'absent' / 'glance-api.conf.d'))
 
 
@@ -96,5 +96,5 @@ def multi_store(ceph, live_memcached):
 
 @pytest.fixture
 def reader(live_memcached):
-    from glance_progress_store import reader
+    from glance_progress_store.read import reader
     return reader.ProgressReader([live_memcached.address])

@@ -25,7 +25,7 @@ from oslo_config import cfg
 import glance_store
 from glance_store import multi_backend
 
-from glance_progress_store import reader as reader_mod
+from glance_progress_store.read import reader as reader_mod
 
 POOL = 'images'
 POOL2 = 'images2'

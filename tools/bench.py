@@ -103,11 +103,11 @@ def run_one(args):
         cpu = _cpu_seconds(resource.RUSAGE_SELF) - cpu_before
     sets = None
     if args.driver == 'progress_rbd':
-        from glance_progress_store import progress
+        from glance_progress_store.upload import publisher
         config = store.progress_config
-        publisher = progress.get_publisher(config.servers,
-                                           config.socket_timeout)
-        sets = publisher.stats.updates_sent
+        pub = publisher.get_publisher(config.servers,
+                                      config.socket_timeout)
+        sets = pub.stats.updates_sent
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     json.dump({'seconds': elapsed, 'bytes': result[1], 'cpu': cpu,
                'checksum': result[2], 'baseline_rss_mib': baseline,

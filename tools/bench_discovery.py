@@ -53,8 +53,8 @@ COUNTERS = ('cmd_get', 'cmd_set', 'cmd_touch', 'bytes_read',
 
 
 def _stats(address):
-    from glance_progress_store import memcached
-    connection = memcached.Connection(address, 5)
+    from glance_progress_store import _memcache
+    connection = _memcache.Connection(address, 5)
     host = connection._client.servers[0]
     stats = dict(connection._client.get_stats()[0][1])
     host.close_socket()
@@ -80,9 +80,9 @@ def _store(local, discovery):
 
 
 def _publisher(store):
-    from glance_progress_store import progress
+    from glance_progress_store.upload import publisher
     config = store.progress_config
-    return progress.get_publisher(config.servers, config.socket_timeout)
+    return publisher.get_publisher(config.servers, config.socket_timeout)
 
 
 def upload_costs(local, size, runs):
@@ -93,9 +93,9 @@ def upload_costs(local, size, runs):
         for discovery in (False, True):
             store = _store(local, discovery)
             image_id = str(uuid.uuid4())
-            publisher = _publisher(store)
-            sent = (publisher.stats.updates_sent,
-                    publisher.stats.index_writes)
+            pub = _publisher(store)
+            sent = (pub.stats.updates_sent,
+                    pub.stats.index_writes)
             before = _stats(local.memcached.address)
             with open(source, 'rb', buffering=0) as data:
                 started = time.perf_counter()
@@ -104,8 +104,8 @@ def upload_costs(local, size, runs):
             time.sleep(0.3)  # the publisher's last writes
             after = _stats(local.memcached.address)
             counts = {k: after[k] - before[k] for k in COUNTERS}
-            counts['record_writes'] = publisher.stats.updates_sent - sent[0]
-            counts['index_writes'] = publisher.stats.index_writes - sent[1]
+            counts['record_writes'] = pub.stats.updates_sent - sent[0]
+            counts['index_writes'] = pub.stats.index_writes - sent[1]
             results[discovery].append((size / MiB / seconds, counts))
             local.ceph.rbd('snap', 'unprotect', 'images/%s@snap' % image_id)
             local.ceph.rbd('snap', 'purge', 'images/%s' % image_id)
@@ -118,20 +118,20 @@ def upload_costs(local, size, runs):
 
 
 def list_latency(counts, repeats, cli_repeats):
-    from glance_progress_store import discovery
-    from glance_progress_store import glance_config
-    from glance_progress_store import memcached
-    from glance_progress_store import progress
+    from glance_progress_store import _memcache
+    from glance_progress_store.read import discovery
+    from glance_progress_store.read import sources
     from glance_progress_store import records
+    from glance_progress_store.upload import publisher
     figures = {}
     with testbed.Memcached(memory_mb=512) as server:
-        connection = memcached.Connection(server.address, 5)
+        connection = _memcache.Connection(server.address, 5)
         for start in range(0, 200000, 5000):
             connection.set_many({'keystone.token.%d' % n: b'x' * 80
                                  for n in range(start, start + 5000)}, 0)
         for count in counts:
             prefix = 'bench%d:' % count
-            publisher = progress.Publisher([server.address], 1.0)
+            pub = publisher.Publisher([server.address], 1.0)
             now = time.time()
             for n in range(count):
                 image_id = str(uuid.uuid4())
@@ -140,10 +140,10 @@ def list_latency(counts, repeats, cli_repeats):
                                                 None, now, now)
                 values = records.key_values(
                     records.keys_for(image_id, None, prefix), record)
-                publisher.submit(token, values, 600, index=(120, 600))
+                pub.submit(token, values, 600, index=(120, 600))
             time.sleep(1.5)  # indexes written and registered
-            settings = glance_config.Settings(
-                [glance_config.Source((server.address,), prefix)], {})
+            settings = sources.Settings(
+                [sources.Source((server.address,), prefix)], {})
             seconds = []
             for _ in range(repeats):
                 started = time.perf_counter()

@@ -20,11 +20,10 @@ image status to tell an upload yet to start from one that never will.
 import dataclasses
 import time
 
+from glance_progress_store.cmd import watch
 from glance_progress_store.osc import client as client_mod
-from glance_progress_store import states
-from glance_progress_store import views
-from glance_progress_store import watch
-
+from glance_progress_store.read import states
+from glance_progress_store.read import views
 # What is shown while an image has no record but may still get one.
 _MAY_START = ('queued',) + client_mod.IN_FLIGHT
 

@@ -29,7 +29,7 @@ import pytest
 
 import testbed
 
-from glance_progress_store import reader as reader_mod
+from glance_progress_store.read import reader as reader_mod
 from tests import helpers
 
 POOL = helpers.POOL

@@ -29,7 +29,7 @@ import sys
 
 import pytest
 
-from glance_progress_store import ceph_bindings
+from glance_progress_store.ops import ceph_bindings
 from tests import helpers
 
 pytestmark = pytest.mark.e2e

@@ -44,7 +44,7 @@ FOREIGN_KEYS = 200000
 def crowded(memcached):
     """The session's memcached, also holding 200,000 keys that are not
     ours (as a Keystone token cache would); they stay, without TTL."""
-    from glance_progress_store import memcached as memcached_mod
+    from glance_progress_store import _memcache as memcached_mod
     connection = memcached_mod.Connection(memcached.address, 5)
     for start in range(0, FOREIGN_KEYS, 5000):
         connection.set_many({'keystone.token.%d' % n: b'x' * 80

@@ -46,7 +46,7 @@ from glanceclient import exc as glance_exc
 import memcache
 import pytest
 
-from glance_progress_store import reader as reader_mod
+from glance_progress_store.read import reader as reader_mod
 from glance_progress_store import records
 from glance_progress_store import store as store_mod
 from tests.e2e.helpers import check_failed_record

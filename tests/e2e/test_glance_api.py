@@ -24,7 +24,7 @@ import uuid
 from glanceclient import exc as glance_exc
 import pytest
 
-from glance_progress_store import reader as reader_mod
+from glance_progress_store.read import reader as reader_mod
 from tests.e2e.helpers import check_image
 from tests.e2e.helpers import chunked
 from tests.e2e.helpers import new_image

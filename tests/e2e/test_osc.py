@@ -30,7 +30,7 @@ import requests
 
 import testbed
 
-from glance_progress_store import states
+from glance_progress_store.read import states
 from tests.e2e.helpers import failed_cleanly
 from tests.e2e.helpers import new_image
 from tests.e2e.helpers import OPENSTACK as OPENSTACK_CLI

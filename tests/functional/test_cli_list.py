@@ -20,28 +20,28 @@ import uuid
 
 import testbed
 
-from glance_progress_store import progress
 from glance_progress_store import records
+from glance_progress_store.upload import publisher
 
 
 def _cli(*args):
     return subprocess.run(
-        [sys.executable, '-m', 'glance_progress_store.cli', 'list', *args],
+        [sys.executable, '-m', 'glance_progress_store.cmd.cli', 'list', *args],
         capture_output=True, text=True, timeout=60)
 
 
 def _publish(address, prefix, image_id, state, updated_ago=0.0,
              reason=None):
-    publisher = progress.get_publisher([address], 0.5)
+    pub = publisher.get_publisher([address], 0.5)
     now = time.time()
     record = records.ProgressRecord(
         state, 5 * 2**20, 10 * 2**20, None, now - 30, now - updated_ago,
         reason)
     token = (prefix, image_id, None)
-    publisher.submit(token, records.key_values(
+    pub.submit(token, records.key_values(
         records.keys_for(image_id, None, prefix), record), 600,
         final=state in ('stored', 'failed'), index=(60, 600))
-    assert publisher.flush(token, 10)
+    assert pub.flush(token, 10)
 
 
 def test_list_table_json_states_since(live_memcached):

@@ -27,8 +27,8 @@ import uuid
 import memcache
 import pytest
 
+from glance_progress_store.read import states
 from glance_progress_store import records
-from glance_progress_store import states
 from tests.cli_helpers import MiB
 from tests.cli_helpers import MULTI_RBD
 from tests.cli_helpers import ORPHAN_FIELDS
@@ -435,7 +435,7 @@ def test_orphans_subprocess(ceph, addr, rbd_image):
     name = rbd_image()
     publish(addr, name, stalled_record())
     done = subprocess.run(
-        [sys.executable, '-m', 'glance_progress_store.cli', 'orphans',
+        [sys.executable, '-m', 'glance_progress_store.cmd.cli', 'orphans',
          '--json', '--servers', addr, '--ceph-conf', ceph.conf_path],
         capture_output=True, text=True, timeout=60)
     assert done.returncode == states.EXIT_ORPHANS, done.stderr

@@ -25,9 +25,9 @@ import uuid
 import memcache
 import pytest
 
-from glance_progress_store import glance_config
+from glance_progress_store.read import sources
+from glance_progress_store.read import states
 from glance_progress_store import records
-from glance_progress_store import states
 from tests.cli_helpers import FIELDS
 from tests.cli_helpers import GiB
 from tests.cli_helpers import MiB
@@ -182,8 +182,8 @@ def test_default_config_location(capsys, addr, image, tmp_path,
     conf_d.mkdir()
     write_conf(conf_d / 'progress.conf',
                '[glance_store]\nprogress_key_prefix = d1:\n')
-    monkeypatch.setattr(glance_config, 'DEFAULT_CONFIG_FILE', conf)
-    monkeypatch.setattr(glance_config, 'DEFAULT_CONFIG_DIR', str(conf_d))
+    monkeypatch.setattr(sources, 'DEFAULT_CONFIG_FILE', conf)
+    monkeypatch.setattr(sources, 'DEFAULT_CONFIG_DIR', str(conf_d))
     publish(addr, image, record(state='stored', nbytes=7, total=7),
             prefix='d1:')
     code, views = show_json(capsys, image)
@@ -205,9 +205,9 @@ def test_config_dir(capsys, addr, image, tmp_path):
 def test_multi_store_config(capsys, addr, image, tmp_path):
     conf = write_conf(tmp_path / 'glance-api.conf', MULTI.format(
         dead='127.0.0.1:1', addr=addr, addr2=addr))
-    settings = glance_config.load_settings([conf], [])
+    settings = sources.load_settings([conf], [])
     assert sorted(settings.backends) == ['ceph1', 'ceph2']  # not "local"
-    assert settings.backends['ceph2'] == glance_config.Source((addr,), 'two:')
+    assert settings.backends['ceph2'] == sources.Source((addr,), 'two:')
     publish_multi(addr, image, record(nbytes=3, total=9, backend='ceph1'))
     publish_multi(addr, image, record(state='stored', nbytes=4, total=4,
                                       backend='ceph2'), prefix='two:')
@@ -232,8 +232,8 @@ def test_multi_store_backend_defaults_and_own_servers(capsys, addr, image,
         conf = write_conf(tmp_path / 'glance-api.conf', MULTI.replace(
             'progress_memcached_servers = {addr}\n', '').format(
                 dead=addr, addr2=other.address))
-        settings = glance_config.load_settings([conf], [])
-        assert settings.backends['ceph1'] == glance_config.Source((addr,), '')
+        settings = sources.load_settings([conf], [])
+        assert settings.backends['ceph1'] == sources.Source((addr,), '')
         publish_multi(other.address, image, record(
             state='failed', nbytes=1, total=9, backend='ceph2',
             reason='ceph_error'), prefix='two:')
@@ -300,7 +300,7 @@ def test_servers_override_config(capsys, addr, image, tmp_path):
 
 def test_subprocess_watch_and_show(addr, image):
     publish(addr, image, record(state='stored', nbytes=9, total=9))
-    base = [sys.executable, '-m', 'glance_progress_store.cli']
+    base = [sys.executable, '-m', 'glance_progress_store.cmd.cli']
     done = subprocess.run(base + ['watch', image, '--servers', addr,
                                   '--timeout', '30'],
                           capture_output=True, text=True, timeout=60)

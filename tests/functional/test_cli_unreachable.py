@@ -35,7 +35,7 @@ from tests import helpers
 def _cli(*args, timeout=30):
     started = time.monotonic()
     out = subprocess.run(
-        [sys.executable, '-m', 'glance_progress_store.cli', *args],
+        [sys.executable, '-m', 'glance_progress_store.cmd.cli', *args],
         capture_output=True, text=True, timeout=timeout)
     return out, time.monotonic() - started
 
@@ -120,7 +120,7 @@ def test_size_that_is_not_ascii_decimal_is_bad(live_memcached, value):
 
 
 def test_reader_raises_unavailable_not_timeout(live_memcached):
-    from glance_progress_store import reader as reader_mod
+    from glance_progress_store.read import reader as reader_mod
     reader = reader_mod.ProgressReader([live_memcached.address],
                                        socket_timeout=0.3)
     live_memcached.pause()
@@ -138,7 +138,7 @@ def test_reader_raises_unavailable_not_timeout(live_memcached):
 def test_healthy_server_in_every_form_answers(live_memcached, form):
     # reader.check_servers used to add "inet:" instead of stripping it:
     # a healthy inet: server was reported as not answering
-    from glance_progress_store import reader as reader_mod
+    from glance_progress_store.read import reader as reader_mod
     server = form % live_memcached.address
     reader_mod.ProgressReader([server]).check_servers()
     out, _ = _cli('show', str(uuid.uuid4()), '--servers', server)

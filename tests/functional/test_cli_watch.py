@@ -25,10 +25,10 @@ import uuid
 
 import memcache
 
-from glance_progress_store import glance_config
+from glance_progress_store.cmd import watch
+from glance_progress_store.read import sources
+from glance_progress_store.read import states
 from glance_progress_store import records
-from glance_progress_store import states
-from glance_progress_store import watch
 from tests.cli_helpers import MiB
 from tests.cli_helpers import MULTI
 from tests.cli_helpers import publish
@@ -229,7 +229,7 @@ def terminal(columns):
 def watch_on(columns, addr, image):
     publish(addr, image, record(state='stored', nbytes=3 * MiB,
                                 total=4 * MiB))
-    settings = glance_config.read_settings(servers=addr)
+    settings = sources.read_settings(servers=addr)
     with terminal(columns) as (out, read):
         assert watch.Watch(settings, [image], out).run() == 0
         return read()
@@ -252,7 +252,7 @@ def test_ctrl_c_exits_130_without_a_traceback(addr, image):
     """An operator's Ctrl-C: SIGINT to a watch that would wait a while."""
     publish(addr, image, record(nbytes=1, total=2), final=False)
     watching = subprocess.Popen(
-        [sys.executable, '-m', 'glance_progress_store.cli', 'watch', image,
+        [sys.executable, '-m', 'glance_progress_store.cmd.cli', 'watch', image,
          '--servers', addr, '--interval', '0.05'],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -25,11 +25,11 @@ import pytest
 
 import testbed
 
-from glance_progress_store import discovery
-from glance_progress_store import glance_config
-from glance_progress_store import memcached
-from glance_progress_store import progress
+from glance_progress_store import _memcache
+from glance_progress_store.read import discovery
+from glance_progress_store.read import sources
 from glance_progress_store import records
+from glance_progress_store.upload import publisher
 
 from tests import helpers
 
@@ -42,7 +42,7 @@ INDEX = (30, 600)  # index TTL, retention
 def crowded():
     """A memcached of its own, holding 200,000 keys that are not ours."""
     with testbed.Memcached(memory_mb=512) as server:
-        connection = memcached.Connection(server.address, 5)
+        connection = _memcache.Connection(server.address, 5)
         value = b'x' * 80
         for start in range(0, FOREIGN_KEYS, 5000):
             connection.set_many({'keystone.token.%d' % n: value
@@ -58,8 +58,8 @@ def second():
 
 
 def _settings(*servers, prefix=''):
-    source = glance_config.Source(tuple(s.address for s in servers), prefix)
-    return glance_config.Settings([source], {})
+    source = sources.Source(tuple(s.address for s in servers), prefix)
+    return sources.Settings([source], {})
 
 
 def _record(state, nbytes=1, total=10, updated_at=None, started_at=None):
@@ -69,12 +69,12 @@ def _record(state, nbytes=1, total=10, updated_at=None, started_at=None):
                                   updated_at or now, None)
 
 
-def _publish(publisher, prefix, image_id, record, final=False):
+def _publish(pub, prefix, image_id, record, final=False):
     token = (prefix, image_id, None)
-    publisher.submit(token, records.key_values(
+    pub.submit(token, records.key_values(
         records.keys_for(image_id, None, prefix), record), 600, final,
         index=INDEX)
-    assert publisher.flush(token, 10)
+    assert pub.flush(token, 10)
 
 
 def _wait_listed(settings, expected, since=None, timeout=10):
@@ -114,16 +114,16 @@ def test_store_uploads_are_listed_while_in_flight(single_store, crowded,
 
 
 def _child(addresses, prefix, ids, barrier, done):
-    publisher = progress.get_publisher(addresses, 1.0)
+    pub = publisher.get_publisher(addresses, 1.0)
     barrier.wait()  # every process starts its uploads at the same moment
     for image_id in ids:
-        _publish(publisher, prefix, image_id, _record('uploading'))
+        _publish(pub, prefix, image_id, _record('uploading'))
     done.wait()  # stay alive (index registered) until the parent looked
     # multiprocessing ends its children with os._exit(): run the exit
     # hook a normal interpreter exit runs (the publisher's), and only
     # that one: the other hooks of this fork of pytest are pytest's own
     # (its temporary directories, the session's Ceph among them).
-    progress._unregister_at_exit()
+    publisher._unregister_at_exit()
 
 
 @pytest.mark.parametrize('round', range(3))
@@ -145,7 +145,7 @@ def test_concurrent_starts_lose_no_index_entry(crowded, second, round):
         snapshot = _wait_listed(_settings(*servers, prefix=prefix), expected)
         assert {v.image_id for v in snapshot.views} == expected
         for server in servers:  # one registry entry per process & server
-            registry = memcached.Connection(server.address, 2).get_many(
+            registry = _memcache.Connection(server.address, 2).get_many(
                 [records.registry_key(prefix)])
             entries = records.parse_registry(
                 registry[records.registry_key(prefix)].data)
@@ -157,21 +157,21 @@ def test_concurrent_starts_lose_no_index_entry(crowded, second, round):
     assert [c.exitcode for c in children] == [0, 0, 0, 0]
     # a clean exit takes each process's index out of the registry
     for server in servers:
-        value = memcached.Connection(server.address, 2).get_many(
+        value = _memcache.Connection(server.address, 2).get_many(
             [records.registry_key(prefix)])[records.registry_key(prefix)]
         assert records.parse_registry(value.data) == {}
     assert discovery.discover(_settings(*servers, prefix=prefix)).views == ()
 
 
 def test_python_memcached_cas_without_gets_is_refused(crowded):
-    connection = memcached.Connection(crowded.address, 2)
+    connection = _memcache.Connection(crowded.address, 2)
     key = 'cas-test-%s' % uuid.uuid4().hex
-    with pytest.raises(memcached.MemcachedError, match='without a gets'):
+    with pytest.raises(_memcache.MemcachedError, match='without a gets'):
         connection.cas(key, b'x', 10)
     assert connection.add(key, b'1', 10)
     assert not connection.add(key, b'2', 10)
     assert connection.gets(key).data == b'1'
-    other = memcached.Connection(crowded.address, 2)
+    other = _memcache.Connection(crowded.address, 2)
     other.set_many({key: b'changed'}, 10)
     assert connection.cas(key, b'3', 10) is False  # someone else won
     assert connection.gets(key).data == b'changed'
@@ -185,12 +185,12 @@ def test_stalled_then_gone_when_the_process_index_expires(crowded):
     context = multiprocessing.get_context('fork')
 
     def killed():
-        publisher = progress.Publisher([crowded.address], 1.0)
+        pub = publisher.Publisher([crowded.address], 1.0)
         token = (prefix, image_id, None)
-        publisher.submit(token, records.key_values(
+        pub.submit(token, records.key_values(
             records.keys_for(image_id, None, prefix),
             _record('uploading')), 600, index=(10, 600))
-        publisher.flush(token, 10)
+        pub.flush(token, 10)
         time.sleep(1.5)  # the index and its registration are written
         os.kill(os.getpid(), 9)
 
@@ -214,20 +214,20 @@ def test_stalled_then_gone_when_the_process_index_expires(crowded):
 
 def test_one_server_down_lists_the_rest(crowded):
     down = testbed.Memcached()  # a port nobody listens on
-    publisher = progress.Publisher([crowded.address, down.address], 0.3)
+    pub = publisher.Publisher([crowded.address, down.address], 0.3)
     prefix = 'half-%s:' % uuid.uuid4().hex[:6]
     on_live = []
     while len(on_live) < 3:
         image_id = str(uuid.uuid4())
         key = records.keys_for(image_id, None, prefix).status
-        if memcached.server_index(key, 2) == 0:
+        if _memcache.server_index(key, 2) == 0:
             on_live.append(image_id)
             token = (prefix, image_id, None)
-            publisher.submit(token, records.key_values(
+            pub.submit(token, records.key_values(
                 records.keys_for(image_id, None, prefix),
                 _record('uploading')), 600, index=INDEX)
-            publisher.flush(token, 5, skip_down=True)
-    settings = glance_config.Settings([glance_config.Source(
+            pub.flush(token, 5, skip_down=True)
+    settings = sources.Settings([sources.Source(
         (crowded.address, down.address), prefix)], {})
     deadline = time.monotonic() + 10
     while True:

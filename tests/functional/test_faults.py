@@ -173,7 +173,7 @@ def test_one_of_two_memcached_down_record_lands_where_readers_look(
     # python-memcached moves the keys of a dead server to another one and
     # does not report them as failed; once the server is back, readers
     # look there again, so the publisher must write them there too.
-    from glance_progress_store import reader as reader_mod
+    from glance_progress_store.read import reader as reader_mod
     import testbed
     other = testbed.Memcached()
     other.start()

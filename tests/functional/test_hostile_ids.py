@@ -37,10 +37,10 @@ import pytest
 
 from glance_store import location
 
-from glance_progress_store import cli
-from glance_progress_store import reader as reader_mod
+from glance_progress_store.cmd import cli
+from glance_progress_store.read import reader as reader_mod
+from glance_progress_store.read import states
 from glance_progress_store import records
-from glance_progress_store import states
 from tests import helpers
 from tests.helpers import MiB
 

@@ -15,26 +15,26 @@
 import os
 import uuid
 
-from glance_progress_store import progress
 from glance_progress_store import records
+from glance_progress_store.upload import publisher
 
 
 def test_publisher_survives_fork(live_memcached, reader):
     # uWSGI forks workers after the master imported (and maybe used) the
     # store: the child must publish through its own thread and client.
-    publisher = progress.get_publisher([live_memcached.address], 0.5)
+    pub = publisher.get_publisher([live_memcached.address], 0.5)
     parent_id = str(uuid.uuid4())
     record = records.ProgressRecord('stored', 1, 1, None, 1.0, 1.0)
     keys = records.keys_for(parent_id)
-    publisher.submit(('', parent_id, None), records.key_values(keys, record),
-                     60, final=True)
-    assert publisher.flush(('', parent_id, None), 10)
+    pub.submit(('', parent_id, None), records.key_values(keys, record),
+               60, final=True)
+    assert pub.flush(('', parent_id, None), 10)
     child_id = str(uuid.uuid4())
     pid = os.fork()
     if pid == 0:  # child
         try:
-            child = progress.get_publisher([live_memcached.address], 0.5)
-            ok = child is not publisher
+            child = publisher.get_publisher([live_memcached.address], 0.5)
+            ok = child is not pub
             child.submit(('', child_id, None),
                          records.key_values(records.keys_for(child_id),
                                             record), 60, final=True)

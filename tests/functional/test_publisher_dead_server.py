@@ -23,10 +23,10 @@ import uuid
 
 import testbed
 
-from glance_progress_store import memcached
-from glance_progress_store import progress
-from glance_progress_store import reader as reader_mod
+from glance_progress_store import _memcache
+from glance_progress_store.read import reader as reader_mod
 from glance_progress_store import records
+from glance_progress_store.upload import publisher
 
 TIMEOUT = 0.3
 
@@ -37,24 +37,24 @@ def _keys_on(index, count, servers=2):
     while len(found) < count:
         image_id = str(uuid.uuid4())
         keys = records.keys_for(image_id)
-        if all(memcached.server_index(k, servers) == index
+        if all(_memcache.server_index(k, servers) == index
                for k in keys.all()):
             found.append(image_id)
     return found
 
 
-def _publish(publisher, image_id, state, final):
+def _publish(pub, image_id, state, final):
     record = records.ProgressRecord(state, 10, 10, None, 1.0, time.time())
     token = ('', image_id, None)
-    publisher.submit(token, records.key_values(records.keys_for(image_id),
-                                               record), 600, final)
+    pub.submit(token, records.key_values(records.keys_for(image_id),
+                                         record), 600, final)
     return token, record
 
 
 def test_dead_server_holds_back_only_its_keys(live_memcached):
     dead = testbed.Memcached()  # its port, nothing listening yet
     servers = [live_memcached.address, dead.address]
-    publisher = progress.Publisher(servers, TIMEOUT)
+    pub = publisher.Publisher(servers, TIMEOUT)
     alive_ids = _keys_on(0, 20)
     dead_ids = _keys_on(1, 20)
 
@@ -62,12 +62,12 @@ def test_dead_server_holds_back_only_its_keys(live_memcached):
     flush_times = []
     for n in range(5):  # five rounds of updates of 40 uploads
         for image_id in alive_ids + dead_ids:
-            token, _ = _publish(publisher, image_id, 'uploading', False)
+            token, _ = _publish(pub, image_id, 'uploading', False)
         time.sleep(0.2)
     for image_id in alive_ids + dead_ids:
-        token, record = _publish(publisher, image_id, 'stored', True)
+        token, record = _publish(pub, image_id, 'stored', True)
         began = time.monotonic()
-        publisher.flush(token, TIMEOUT, skip_down=True)
+        pub.flush(token, TIMEOUT, skip_down=True)
         flush_times.append(time.monotonic() - began)
     elapsed = time.monotonic() - started
 
@@ -79,14 +79,14 @@ def test_dead_server_holds_back_only_its_keys(live_memcached):
         assert reader.get(image_id).state == 'stored'
     # the dead server was probed at a bounded rate: backoff from 0.25 s
     # doubling to 5 s, never once per batch or per upload
-    assert publisher.stats.server_failures <= 2
-    assert publisher.stats.probes <= elapsed / 0.25 + 1
+    assert pub.stats.server_failures <= 2
+    assert pub.stats.probes <= elapsed / 0.25 + 1
 
     # the dead server comes back: its records are written after it
     # answers a probe (within the 5 s backoff) and the settle time
     with dead:
-        deadline = time.monotonic() + progress._RETRY_MAX + \
-            progress.SETTLE + 5
+        deadline = time.monotonic() + publisher._RETRY_MAX + \
+            publisher.SETTLE + 5
         missing = list(dead_ids)
         while missing and time.monotonic() < deadline:
             missing = [i for i in missing

@@ -29,9 +29,9 @@ import pytest
 
 import testbed
 
-from glance_progress_store import progress
-from glance_progress_store import reader as reader_mod
+from glance_progress_store.read import reader as reader_mod
 from glance_progress_store import records
+from glance_progress_store.upload import publisher
 
 TIMEOUT = 0.3  # progress_socket_timeout of the test publisher
 UPDATES = 40
@@ -61,8 +61,8 @@ def _record(state, nbytes, total, started):
                                   time.time())
 
 
-def _submit(publisher, token, keys, record, final=False):
-    publisher.submit(token, records.key_values(keys, record), 600, final)
+def _submit(pub, token, keys, record, final=False):
+    pub.submit(token, records.key_values(keys, record), 600, final)
 
 
 CASES = list(itertools.product(
@@ -79,7 +79,7 @@ def test_final_state_wins_after_a_freeze(servers, moment, length, repeat):
     addresses = [s.address for s in servers]
     # A publisher of its own: one process, one publisher per server list
     # in the store, but here each case starts clean.
-    publisher = progress.Publisher(addresses, TIMEOUT)
+    pub = publisher.Publisher(addresses, TIMEOUT)
     image_id = str(uuid.uuid4())
     keys = records.keys_for(image_id)
     token = ('', image_id, None)
@@ -94,17 +94,17 @@ def test_final_state_wins_after_a_freeze(servers, moment, length, repeat):
             if n == freeze_at:
                 frozen.pause()
                 paused = time.monotonic()
-            _submit(publisher, token, keys,
+            _submit(pub, token, keys,
                     _record('uploading', n * 1000, total, started))
             time.sleep(0.005)
         if moment == 'final':
-            publisher.flush(token, 5)  # every update sent and acknowledged
+            pub.flush(token, 5)  # every update sent and acknowledged
             frozen.pause()
             paused = time.monotonic()
         final = _record('stored', total, total, started)
         began = time.monotonic()
-        _submit(publisher, token, keys, final, final=True)
-        publisher.flush(token, TIMEOUT, skip_down=True)
+        _submit(pub, token, keys, final, final=True)
+        pub.flush(token, TIMEOUT, skip_down=True)
         # the upload's wait for its final record stays bounded
         assert time.monotonic() - began < TIMEOUT + 1.0
         time.sleep(max(0.0, length - (time.monotonic() - paused)))
@@ -127,5 +127,5 @@ def test_final_state_wins_after_a_freeze(servers, moment, length, repeat):
 
 
 def records_index(key, count):
-    from glance_progress_store import memcached
-    return memcached.server_index(key, count)
+    from glance_progress_store import _memcache
+    return _memcache.server_index(key, count)

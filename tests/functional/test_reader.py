@@ -18,10 +18,10 @@ import uuid
 import memcache
 import pytest
 
-from glance_progress_store import memcached
-from glance_progress_store import progress
-from glance_progress_store import reader as reader_mod
+from glance_progress_store import _memcache
+from glance_progress_store.read import reader as reader_mod
 from glance_progress_store import records
+from glance_progress_store.upload import publisher
 from tests import helpers
 
 
@@ -89,13 +89,13 @@ def test_unreachable_memcached_is_reported(live_memcached):
 
 def test_pickled_values_not_written_by_store(reader, live_memcached):
     image_id = str(uuid.uuid4())
-    publisher = progress.get_publisher([live_memcached.address], 0.5)
+    pub = publisher.get_publisher([live_memcached.address], 0.5)
     record = records.ProgressRecord('uploading', 3, None, 'b', 1.0, 2.0)
     token = ('', image_id, 'b')
-    publisher.submit(token, records.key_values(
+    pub.submit(token, records.key_values(
         records.keys_for(image_id, 'b'), record), 60)
-    assert publisher.flush(token, 5)
-    raw = memcached.Connection(live_memcached.address, 1.0)
+    assert pub.flush(token, 5)
+    raw = _memcache.Connection(live_memcached.address, 1.0)
     values = raw.get_many(records.keys_for(image_id, 'b').all())
     assert {v.flags for v in values.values()} == {0}
     assert not any(v.data.startswith(pickle.PROTO) for v in values.values())

@@ -102,24 +102,24 @@ def test_progress_is_monotonic_and_ends_stored(single_store, live_memcached,
 
 def test_memcached_sets_at_most_one_per_chunk(single_store, image_id):
     store = single_store()
-    publisher = _publisher_of(store)
-    before = publisher.stats.updates_sent
+    pub = _publisher_of(store)
+    before = pub.stats.updates_sent
     data = helpers.payload(10 * MiB)
     helpers.add_single(store, image_id, helpers.SlowReader(data), len(data))
     chunks = 10
     # start + one per chunk + finalizing + stored, at most
-    assert publisher.stats.updates_sent - before <= chunks + 3
+    assert pub.stats.updates_sent - before <= chunks + 3
 
 
 def test_min_interval_publishes_fewer_updates(single_store, reader,
                                               image_id):
     store = single_store(progress_min_interval=60)
-    publisher = _publisher_of(store)
-    before = publisher.stats.updates_sent
+    pub = _publisher_of(store)
+    before = pub.stats.updates_sent
     data = helpers.payload(10 * MiB)
     helpers.add_single(store, image_id, helpers.SlowReader(data), len(data))
     # start, finalizing, stored: chunk updates are all within the interval
-    assert publisher.stats.updates_sent - before <= 3
+    assert pub.stats.updates_sent - before <= 3
     assert helpers.wait_record(reader, image_id).bytes == len(data)
 
 
@@ -134,7 +134,7 @@ def test_progress_disabled_writes_nothing(single_store, ceph, reader,
 
 
 def test_key_prefix(single_store, live_memcached, image_id):
-    from glance_progress_store import reader as reader_mod
+    from glance_progress_store.read import reader as reader_mod
     store = single_store(progress_key_prefix='region1:')
     data = helpers.payload(MiB)
     helpers.add_single(store, image_id, helpers.SlowReader(data), len(data))
@@ -167,9 +167,9 @@ def test_concurrent_unknown_size_uploads_one_process(single_store, ceph,
 
 
 def _publisher_of(store):
-    from glance_progress_store import progress
+    from glance_progress_store.upload import publisher
     config = store.progress_config
-    return progress.get_publisher(config.servers, config.socket_timeout)
+    return publisher.get_publisher(config.servers, config.socket_timeout)
 
 
 # --- failures -------------------------------------------------------------

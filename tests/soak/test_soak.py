@@ -51,7 +51,7 @@ import pytest
 
 import testbed
 
-from glance_progress_store import reader as reader_mod
+from glance_progress_store.read import reader as reader_mod
 from glance_progress_store import records
 from tests import helpers
 from tests.helpers import MiB

@@ -18,8 +18,8 @@ import sys
 
 import pytest
 
-from glance_progress_store import cli
-from glance_progress_store import states
+from glance_progress_store.cmd import cli
+from glance_progress_store.read import states
 from tests.cli_helpers import run
 
 
@@ -106,7 +106,7 @@ def glance_progress(*argv, unprivileged=False):
         prefix = ['setpriv', '--inh-caps=-all',
                   '--bounding-set=-dac_override,-dac_read_search']
     return subprocess.run(
-        prefix + [sys.executable, '-m', 'glance_progress_store.cli'] +
+        prefix + [sys.executable, '-m', 'glance_progress_store.cmd.cli'] +
         [str(a) for a in argv], capture_output=True, text=True, timeout=60)
 
 

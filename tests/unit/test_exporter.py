@@ -20,10 +20,10 @@ from prometheus_client import parser as prom_parser
 from prometheus_client import registry as prom_registry
 import pytest
 
-from glance_progress_store import discovery
-from glance_progress_store import exporter
-from glance_progress_store import exporter_page
-from glance_progress_store import views
+from glance_progress_store.cmd import exporter
+from glance_progress_store.cmd.exporter import page
+from glance_progress_store.read import discovery
+from glance_progress_store.read import views
 
 NOW = 1_800_000_000.0
 SERVERS = ('127.0.0.1:11211', '127.0.0.1:11212')
@@ -224,15 +224,15 @@ def test_parse_duration(text, seconds):
 
 
 def test_page_is_self_contained_and_never_uses_inner_html():
-    page = exporter_page.PAGE.decode()
+    html = page.PAGE.decode()
     for needle in ('<caption', 'scope="col"', 'aria-live="polite"',
                    'name="viewport"', 'progress'):
-        assert needle in page
+        assert needle in html
     for forbidden in ('innerHTML', 'outerHTML', 'insertAdjacentHTML',
                       'document.write', 'src="http', 'href="http', '//cdn'):
-        assert forbidden not in page
-    assert "default-src 'none'" in exporter_page.CSP
-    assert exporter_page.CSP.count("'sha256-") == 2
+        assert forbidden not in html
+    assert "default-src 'none'" in page.CSP
+    assert page.CSP.count("'sha256-") == 2
 
 
 def _readme_section():
@@ -262,7 +262,7 @@ def test_readme_lists_every_metric_with_its_type():
     ['--listen', 'nowhere'], ['--listen', '1.2.3.4:99999'],
     ['--refresh', '0'], ['--since', 'soon']])
 def test_bad_options_are_one_line_and_exit_64(argv, capsys):
-    from glance_progress_store import cli
+    from glance_progress_store.cmd import cli
     with pytest.raises(SystemExit) as e:
         cli.build_parser().parse_args(['exporter'] + argv)
     assert e.value.code == 64
@@ -272,7 +272,7 @@ def test_bad_options_are_one_line_and_exit_64(argv, capsys):
 
 
 def test_defaults_listen_on_loopback():
-    from glance_progress_store import cli
+    from glance_progress_store.cmd import cli
     args = cli.build_parser().parse_args(['exporter'])
     assert args.listen == ('127.0.0.1', 9478)
     assert (args.refresh, args.since, args.stall_after) == (2.0, 300.0, 60.0)

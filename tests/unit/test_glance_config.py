@@ -14,17 +14,17 @@
 
 import pytest
 
-from glance_progress_store import glance_config
-from glance_progress_store import states
+from glance_progress_store.read import sources
+from glance_progress_store.read import states
 from tests.cli_helpers import MULTI_RBD
 from tests.cli_helpers import run
 from tests.cli_helpers import write_conf
 
 
 def test_no_config_reads_localhost():
-    settings = glance_config.read_settings()
+    settings = sources.read_settings()
     assert settings.plain_sources == [
-        glance_config.Source(('127.0.0.1:11211',), '')]
+        sources.Source(('127.0.0.1:11211',), '')]
     assert settings.backends == {}
 
 
@@ -55,21 +55,21 @@ def test_orphans_targets_from_config(tmp_path):
     conf = write_conf(tmp_path / 'glance-api.conf', MULTI_RBD.format(
         conf='/etc/ceph/other.conf', addr='127.0.0.1:11211').replace(
             '[ceph2]\n', '[ceph2]\nrbd_store_user = glance2\n'))
-    settings = glance_config.read_settings([conf])
-    targets = glance_config.orphan_targets(settings, [conf])
+    settings = sources.read_settings([conf])
+    targets = sources.orphan_targets(settings, [conf])
     assert [(t.backend, t.pool, t.ceph_conf, t.user) for t in targets] == [
         ('ceph1', 'images', '/etc/ceph/other.conf', 'admin'),
         ('ceph2', 'images2', '/etc/ceph/other.conf', 'glance2')]
     assert targets[1].records_at == (
-        (glance_config.Source(('127.0.0.1:11211',), 'two:'), 'ceph2'),)
-    targets = glance_config.orphan_targets(
+        (sources.Source(('127.0.0.1:11211',), 'two:'), 'ceph2'),)
+    targets = sources.orphan_targets(
         settings, [conf], pools=['images2', 'other'], ceph_conf='/c.conf',
         rbd_user='ops')
     assert [(t.backend, t.pool, t.ceph_conf, t.user) for t in targets] == [
         ('ceph2', 'images2', '/c.conf', 'ops'),
         (None, 'other', '/c.conf', 'ops')]
     # no configuration: glance_store's defaults
-    [target] = glance_config.orphan_targets(glance_config.read_settings())
+    [target] = sources.orphan_targets(sources.read_settings())
     assert (target.pool, target.ceph_conf, target.user) == (
         'images', '', None)
 
@@ -93,7 +93,7 @@ def test_config_without_progress_rbd_warns(capsys, tmp_path, stores,
         text = SINGLE % stores
     conf = write_conf(tmp_path / 'glance-api.conf', text)
     warnings = []
-    glance_config.read_settings([conf], warn=warnings.append)
+    sources.read_settings([conf], warn=warnings.append)
     assert len(warnings) == 1 and warnings[0].startswith(warning)
     # the CLI prints it on one line and goes on reading (nobody answers)
     code, out, err = run(capsys, 'show', 'x', '--config-file', conf)
@@ -108,5 +108,5 @@ def test_config_without_progress_rbd_warns(capsys, tmp_path, stores,
 def test_config_with_progress_rbd_does_not_warn(tmp_path, stores):
     conf = write_conf(tmp_path / 'glance-api.conf', SINGLE % stores)
     warnings = []
-    glance_config.read_settings([conf], warn=warnings.append)
+    sources.read_settings([conf], warn=warnings.append)
     assert warnings == []

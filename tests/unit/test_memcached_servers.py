@@ -14,7 +14,7 @@
 
 import pytest
 
-from glance_progress_store import memcached
+from glance_progress_store import _memcache
 
 
 @pytest.mark.parametrize('entry', [
@@ -23,9 +23,9 @@ from glance_progress_store import memcached
     'unix:/run/memcached/memcached.sock',
 ])
 def test_accepted_entries_are_what_the_client_parses(entry):
-    assert memcached.parse_server(entry) == entry
+    assert _memcache.parse_server(entry) == entry
     # and the client connects to exactly that (no ValueError later)
-    connection = memcached.Connection(entry, 0.1)
+    connection = _memcache.Connection(entry, 0.1)
     connection.close()
 
 
@@ -40,15 +40,15 @@ def test_accepted_entries_are_what_the_client_parses(entry):
     ('   ', 'empty'),
 ])
 def test_refused_entries_say_why(entry, why):
-    with pytest.raises(memcached.BadServer, match=why):
-        memcached.parse_server(entry)
+    with pytest.raises(_memcache.BadServer, match=why):
+        _memcache.parse_server(entry)
 
 
 def test_lists_from_options_and_command_lines():
-    assert memcached.parse_servers(['a:1', ' b:2 ', '']) == ('a:1', 'b:2')
-    assert memcached.parse_servers('a:1,b:2,') == ('a:1', 'b:2')
-    with pytest.raises(memcached.BadServer, match='no memcached server'):
-        memcached.parse_servers([])
+    assert _memcache.parse_servers(['a:1', ' b:2 ', '']) == ('a:1', 'b:2')
+    assert _memcache.parse_servers('a:1,b:2,') == ('a:1', 'b:2')
+    with pytest.raises(_memcache.BadServer, match='no memcached server'):
+        _memcache.parse_servers([])
 
 
 def test_server_index_is_python_memcached_rule():
@@ -57,10 +57,10 @@ def test_server_index_is_python_memcached_rule():
     client = memcache.Client(['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'])
     for key in keys:
         expected = client.buckets[memcache.cmemcache_hash(key.encode()) % 3]
-        index = memcached.server_index(key, 3)
+        index = _memcache.server_index(key, 3)
         assert client.servers[index] is expected
-    assert {memcached.server_index(k, 3) for k in keys} == {0, 1, 2}
-    assert {memcached.server_index(k, 1) for k in keys} == {0}
+    assert {_memcache.server_index(k, 3) for k in keys} == {0, 1, 2}
+    assert {_memcache.server_index(k, 1) for k in keys} == {0}
 
 
 def test_unanswered_server_is_server_unavailable():
@@ -69,15 +69,15 @@ def test_unanswered_server_is_server_unavailable():
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         address = '127.0.0.1:%d' % sock.getsockname()[1]
-        connection = memcached.Connection(address, 0.5)
+        connection = _memcache.Connection(address, 0.5)
         for call in (connection.version, lambda: connection.get_many(['k']),
                      lambda: connection.set_many({'k': b'1'}, 10)):
-            with pytest.raises(memcached.ServerUnavailable,
+            with pytest.raises(_memcache.ServerUnavailable,
                                match='refused'):
                 call()
 
 
 def test_values_must_be_bytes():
-    connection = memcached.Connection('127.0.0.1:1', 0.1)
+    connection = _memcache.Connection('127.0.0.1:1', 0.1)
     with pytest.raises(TypeError, match='bytes'):
         connection.set_many({'k': 10}, 10)

@@ -16,9 +16,9 @@ import subprocess
 
 import pytest
 
-from glance_progress_store import glance_config
-from glance_progress_store import orphans
-from glance_progress_store import orphans_report
+from glance_progress_store.ops import orphans
+from glance_progress_store.ops import orphans_report
+from glance_progress_store.read import sources
 from glance_progress_store import records
 
 
@@ -36,7 +36,7 @@ def test_orphans_shell_word(text, quoted):
 
 
 def test_orphans_classify_boundaries():
-    target = glance_config.PoolTarget('images')
+    target = sources.PoolTarget('images')
     partial = orphans.Partial(target, 'i', 1000.0, ())
     active = records.ProgressRecord('uploading', 1, 2, None, 900.0, 990.0)
     assert orphans.classify(partial, active, 1050.0, 60).state == \

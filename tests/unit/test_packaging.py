@@ -41,7 +41,8 @@ ENTRY_POINTS = {
         'progress_rbd': 'glance_progress_store.store:Store'},
     'oslo.config.opts': {
         'glance_progress_store': 'glance_progress_store.options:list_opts'},
-    'console_scripts': {'glance-progress': 'glance_progress_store.cli:main'},
+    'console_scripts': {
+        'glance-progress': 'glance_progress_store.cmd.cli:main'},
     # the OpenStackClient plugin: `openstack image progress show|list`
     'openstack.cli.extension': {
         'image_progress': 'glance_progress_store.osc.plugin'},

@@ -17,9 +17,9 @@ import pytest
 from glance_store import exceptions
 from oslo_config import cfg
 
-from glance_progress_store import config
-from glance_progress_store import memcached
+from glance_progress_store import _memcache
 from glance_progress_store import options
+from glance_progress_store.upload import config
 
 
 def _group(tmp_path, *lines):
@@ -55,7 +55,7 @@ def test_bad_values_name_the_option(tmp_path, line, option):
 
 def test_longest_ttl_memcached_reads_as_relative(tmp_path):
     values = config.ProgressConfig(
-        _group(tmp_path, 'progress_ttl = %d' % memcached.MAX_TTL), 'x')
+        _group(tmp_path, 'progress_ttl = %d' % _memcache.MAX_TTL), 'x')
     assert values.ttl == 2592000
 
 

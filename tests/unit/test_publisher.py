@@ -14,7 +14,7 @@
 
 A real memcached cannot be made to raise an unexpected exception inside
 the client, or to fail exactly the n-th call, on demand: these tests swap
-:class:`glance_progress_store.memcached.Connection` for a fake that does.
+:class:`glance_progress_store._memcache.Connection` for a fake that does.
 What real servers can show (freezes, a dead server, restarts) is tested
 against real memcached in tests/functional.
 """
@@ -25,8 +25,8 @@ import time
 
 import pytest
 
-from glance_progress_store import memcached
-from glance_progress_store import progress
+from glance_progress_store import _memcache
+from glance_progress_store.upload import publisher
 
 
 class FakeConnection:
@@ -60,9 +60,9 @@ def fake(monkeypatch):
     FakeConnection.script = []
     FakeConnection.store = {}
     FakeConnection.probes = 0
-    monkeypatch.setattr(memcached, 'Connection', FakeConnection)
-    monkeypatch.setattr(progress, 'SETTLE', 0.01)
-    monkeypatch.setattr(progress, '_RETRY_FIRST', 0.01)
+    monkeypatch.setattr(_memcache, 'Connection', FakeConnection)
+    monkeypatch.setattr(publisher, 'SETTLE', 0.01)
+    monkeypatch.setattr(publisher, '_RETRY_FIRST', 0.01)
     return FakeConnection
 
 
@@ -75,72 +75,72 @@ def _wait(predicate, timeout=5):
 
 def test_unexpected_error_never_kills_the_thread(fake, caplog):
     fake.script = [RuntimeError('client bug')]
-    publisher = progress.Publisher(['127.0.0.1:1'], 0.1)
+    pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
     with caplog.at_level(logging.WARNING):
-        publisher.submit(('', 'a', None), {'a_upload_status': b'1'}, 60)
+        pub.submit(('', 'a', None), {'a_upload_status': b'1'}, 60)
         _wait(lambda: fake.store.get('a_upload_status') == b'1')
-    thread = publisher._thread
+    thread = pub._thread
     assert thread.is_alive()
     assert 'publisher error' in caplog.text
-    publisher.submit(('', 'b', None), {'b_upload_status': b'2'}, 60,
-                     final=True)
-    assert publisher.flush(('', 'b', None), 5)
-    assert publisher._thread is thread  # the same thread carried on
+    pub.submit(('', 'b', None), {'b_upload_status': b'2'}, 60,
+               final=True)
+    assert pub.flush(('', 'b', None), 5)
+    assert pub._thread is thread  # the same thread carried on
 
 
 @pytest.mark.filterwarnings(
     'ignore::pytest.PytestUnhandledThreadExceptionWarning')
 def test_a_dead_thread_is_restarted_by_the_next_submit(fake):
     fake.script = [SystemExit()]  # escapes the thread's except Exception
-    publisher = progress.Publisher(['127.0.0.1:1'], 0.1)
-    publisher.submit(('', 'a', None), {'a_upload_status': b'1'}, 60)
-    _wait(lambda: not publisher._thread.is_alive())
-    publisher.submit(('', 'a', None), {'a_upload_status': b'2'}, 60,
-                     final=True)
-    assert publisher.flush(('', 'a', None), 5)
+    pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
+    pub.submit(('', 'a', None), {'a_upload_status': b'1'}, 60)
+    _wait(lambda: not pub._thread.is_alive())
+    pub.submit(('', 'a', None), {'a_upload_status': b'2'}, 60,
+               final=True)
+    assert pub.flush(('', 'a', None), 5)
     assert fake.store['a_upload_status'] == b'2'
 
 
 def test_failed_server_is_probed_then_written_after_settle(fake):
-    fake.script = [memcached.ServerUnavailable('s', 'did not answer')]
-    publisher = progress.Publisher(['127.0.0.1:1'], 0.1)
-    publisher.submit(('', 'a', None), {'a_upload_status': b'old'}, 60)
-    _wait(lambda: publisher.stats.server_failures == 1)
+    fake.script = [_memcache.ServerUnavailable('s', 'did not answer')]
+    pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
+    pub.submit(('', 'a', None), {'a_upload_status': b'old'}, 60)
+    _wait(lambda: pub.stats.server_failures == 1)
     # a newer state while the server is down replaces the failed one
-    publisher.submit(('', 'a', None), {'a_upload_status': b'new'}, 60,
-                     final=True)
+    pub.submit(('', 'a', None), {'a_upload_status': b'new'}, 60,
+               final=True)
     _wait(lambda: fake.store.get('a_upload_status') == b'new')
     assert fake.probes == 1
-    assert publisher.stats.updates_sent == 1  # only the newest was sent
+    assert pub.stats.updates_sent == 1  # only the newest was sent
 
 
 def test_flush_does_not_wait_for_a_server_known_down(fake, monkeypatch):
-    monkeypatch.setattr(progress, '_RETRY_FIRST', 30)
-    fake.script = [memcached.ServerUnavailable('s', 'refused')]
-    publisher = progress.Publisher(['127.0.0.1:1'], 5.0)
+    monkeypatch.setattr(publisher, '_RETRY_FIRST', 30)
+    fake.script = [_memcache.ServerUnavailable('s', 'refused')]
+    pub = publisher.Publisher(['127.0.0.1:1'], 5.0)
     token = ('', 'a', None)
-    publisher.submit(token, {'a_upload_status': b'1'}, 60)
-    _wait(lambda: publisher.stats.server_failures == 1)
-    publisher.submit(token, {'a_upload_status': b'2'}, 60, final=True)
+    pub.submit(token, {'a_upload_status': b'1'}, 60)
+    _wait(lambda: pub.stats.server_failures == 1)
+    pub.submit(token, {'a_upload_status': b'2'}, 60, final=True)
     began = time.monotonic()
-    assert publisher.flush(token, 5.0, skip_down=True) is False
+    assert pub.flush(token, 5.0, skip_down=True) is False
     assert time.monotonic() - began < 0.5
 
 
 def test_pending_is_bounded_and_warned_about_once(fake, monkeypatch, caplog):
-    monkeypatch.setattr(progress, 'MAX_PENDING', 10)
-    monkeypatch.setattr(progress, '_RETRY_FIRST', 30)  # stays down
-    fake.script = [memcached.ServerUnavailable('s', 'refused')]
-    publisher = progress.Publisher(['127.0.0.1:1'], 0.1)
-    publisher.submit(('', 'first', None), {'first_upload_status': b'x'}, 60)
-    _wait(lambda: publisher.stats.server_failures == 1)
+    monkeypatch.setattr(publisher, 'MAX_PENDING', 10)
+    monkeypatch.setattr(publisher, '_RETRY_FIRST', 30)  # stays down
+    fake.script = [_memcache.ServerUnavailable('s', 'refused')]
+    pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
+    pub.submit(('', 'first', None), {'first_upload_status': b'x'}, 60)
+    _wait(lambda: pub.stats.server_failures == 1)
     with caplog.at_level(logging.WARNING):
-        publisher.submit(('', 'final', None), {'final_upload_status': b'f'},
-                         60, final=True)
+        pub.submit(('', 'final', None), {'final_upload_status': b'f'},
+                   60, final=True)
         for n in range(50):
-            publisher.submit(('', str(n), None),
-                             {'%d_upload_status' % n: b'u'}, 60)
-    lane = publisher._lanes[0]
+            pub.submit(('', str(n), None),
+                       {'%d_upload_status' % n: b'u'}, 60)
+    lane = pub._lanes[0]
     assert len(lane.pending) == 10
     assert ('', 'final', None) in lane.pending  # final states kept first
     drops = [r for r in caplog.records if 'dropping' in r.getMessage()]
@@ -148,19 +148,19 @@ def test_pending_is_bounded_and_warned_about_once(fake, monkeypatch, caplog):
 
 
 def test_records_are_given_up_after_their_retry_window(fake, monkeypatch):
-    monkeypatch.setattr(progress, 'MAX_RETRY_WINDOW', 0.05)
-    fake.script = [memcached.ServerUnavailable('s', 'refused')] * 3
-    publisher = progress.Publisher(['127.0.0.1:1'], 0.1)
-    publisher.submit(('', 'a', None), {'a_upload_status': b'1'}, 60)
-    _wait(lambda: fake.probes >= 1 and not publisher._lanes[0].pending)
+    monkeypatch.setattr(publisher, 'MAX_RETRY_WINDOW', 0.05)
+    fake.script = [_memcache.ServerUnavailable('s', 'refused')] * 3
+    pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
+    pub.submit(('', 'a', None), {'a_upload_status': b'1'}, 60)
+    _wait(lambda: fake.probes >= 1 and not pub._lanes[0].pending)
     assert 'a_upload_status' not in fake.store
 
 
 def test_keys_go_to_their_own_server(fake):
-    publisher = progress.Publisher(['127.0.0.1:1', '127.0.0.1:2'], 0.1)
+    pub = publisher.Publisher(['127.0.0.1:1', '127.0.0.1:2'], 0.1)
     values = {'%d_upload_status' % n: b'%d' % n for n in range(20)}
-    publisher.submit(('', 'x', None), values, 60, final=True)
-    assert publisher.flush(('', 'x', None), 5)
+    pub.submit(('', 'x', None), values, 60, final=True)
+    assert pub.flush(('', 'x', None), 5)
     assert fake.store == values
-    lanes = {memcached.server_index(k, 2) for k in values}
+    lanes = {_memcache.server_index(k, 2) for k in values}
     assert lanes == {0, 1}

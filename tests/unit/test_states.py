@@ -12,7 +12,7 @@
 
 """The vocabulary: each exit code documented, from the constants."""
 
-from glance_progress_store import states
+from glance_progress_store.read import states
 
 
 def test_every_exit_code_is_in_the_help():

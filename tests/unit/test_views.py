@@ -14,9 +14,9 @@
 
 import pytest
 
+from glance_progress_store.read import states
+from glance_progress_store.read import views as views_mod
 from glance_progress_store import records
-from glance_progress_store import states
-from glance_progress_store import views as views_mod
 from tests.cli_helpers import GiB
 from tests.cli_helpers import MiB
 

@@ -95,6 +95,6 @@ def link_bindings():
     runs before the package is installed. Returns the linked directory.
     """
     sys.path.insert(0, _ROOT)
-    from glance_progress_store import ceph_bindings
+    from glance_progress_store.ops import ceph_bindings
     ceph_bindings.link_ceph_bindings(sys.prefix, out=io.StringIO())
     return os.path.join(sys.prefix, ceph_bindings.LINK_DIR)

@@ -24,8 +24,8 @@ from osc_lib.command import command
 
 from glance_progress_store.osc import client as client_mod
 from glance_progress_store.osc import wait as wait_mod
-from glance_progress_store import states
-from glance_progress_store import views
+from glance_progress_store.read import states
+from glance_progress_store.read import views
 
 LOG = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ and their exit codes are made of.
 import dataclasses
 import json
 
-from glance_progress_store import states
+from glance_progress_store.read import states
 
 _UNITS = ('B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB')
 

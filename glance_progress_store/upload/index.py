@@ -28,7 +28,7 @@ import socket
 import time
 import uuid
 
-from glance_progress_store import memcached
+from glance_progress_store import _memcache
 from glance_progress_store import records
 
 LOG = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ MAX_ENTRIES = 2000
 _CAS_ATTEMPTS = 20
 
 
-class Contended(memcached.MemcachedError):
+class Contended(_memcache.MemcachedError):
     """The registry kept changing under a registration: try again later."""
 
 
@@ -112,12 +112,12 @@ def _update(connection, prefix, change):
         if entries is None:
             new = change({})
             if connection.add(key, records.registry_value(new),
-                              memcached.MAX_TTL):
+                              _memcache.MAX_TTL):
                 return
             continue  # another process created it meanwhile
         new = change(entries)
         if connection.cas(key, records.registry_value(new),
-                          memcached.MAX_TTL):
+                          _memcache.MAX_TTL):
             return
     raise Contended('the registry %s changed %d times in a row'
                     % (key, _CAS_ATTEMPTS))

@@ -17,10 +17,10 @@ that an unreachable memcached or a value this package did not write is
 reported the same way by each, as a view instead of an exception.
 """
 
-from glance_progress_store import reader as reader_mod
+from glance_progress_store.read import reader as reader_mod
+from glance_progress_store.read import states
+from glance_progress_store.read import views
 from glance_progress_store import records
-from glance_progress_store import states
-from glance_progress_store import views
 
 
 class BadServers(Exception):

@@ -13,7 +13,7 @@
 """``glance-progress exporter``: the fleet's uploads for Prometheus and a
 live page.
 
-A background thread reads :func:`glance_progress_store.discovery.discover`
+A background thread reads :func:`glance_progress_store.read.discovery.discover`
 every ``--refresh`` seconds into a :class:`Refresher`; everything the
 listener serves is made from that cached :class:`Status`, so a scrape storm
 costs memcached nothing. On one listener (127.0.0.1 unless ``--listen``
@@ -28,7 +28,7 @@ says otherwise):
     The snapshot's views, the memcached servers that could not be read and
     when it was taken: what the page shows.
 ``/``
-    The live page (:mod:`glance_progress_store.exporter_page`).
+    The live page (:mod:`glance_progress_store.cmd.exporter.page`).
 
 The single-store keys (``[glance_store]``, no backend) have the label
 ``backend=""``: "default" would clash with a multi-store backend of that
@@ -54,9 +54,9 @@ from prometheus_client import core as prom_core
 from prometheus_client import exposition
 from prometheus_client import registry as prom_registry
 
-from glance_progress_store import discovery
-from glance_progress_store import exporter_page
-from glance_progress_store import states
+from glance_progress_store.cmd.exporter import page
+from glance_progress_store.read import discovery
+from glance_progress_store.read import states
 
 LOG = logging.getLogger(__name__)
 
@@ -362,8 +362,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, 'application/json',
                        json.dumps(document).encode('utf-8'))
         elif path == '/':
-            self._send(200, 'text/html; charset=utf-8', exporter_page.PAGE,
-                       (('Content-Security-Policy', exporter_page.CSP),
+            self._send(200, 'text/html; charset=utf-8', page.PAGE,
+                       (('Content-Security-Policy', page.CSP),
                         ('X-Frame-Options', 'DENY')))
         else:
             self._send(404, 'text/plain; charset=utf-8', b'not found\n')

@@ -21,7 +21,7 @@ publisher that cannot connect.
 from glance_store import exceptions
 from oslo_config import cfg
 
-from glance_progress_store import memcached
+from glance_progress_store import _memcache
 from glance_progress_store import options
 from glance_progress_store import records
 
@@ -48,9 +48,9 @@ class ProgressConfig:
         self.servers = ()
         if self.enabled:
             try:
-                self.servers = memcached.parse_servers(
+                self.servers = _memcache.parse_servers(
                     values['progress_memcached_servers'])
-            except memcached.BadServer as e:
+            except _memcache.BadServer as e:
                 raise _bad(store_name, 'progress_memcached_servers', e)
         problem = records.check_prefix(self.key_prefix)
         if problem:

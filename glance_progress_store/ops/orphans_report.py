@@ -12,14 +12,14 @@
 
 """The text of ``glance-progress orphans``: table, summary and commands.
 
-Kept apart from the Ceph scan (:mod:`glance_progress_store.orphans`) so
+Kept apart from the Ceph scan (:mod:`glance_progress_store.ops.orphans`) so
 that what an operator reads, and may paste into a shell, is in one place.
 """
 
 import shlex
 
-from glance_progress_store import states
-from glance_progress_store import views
+from glance_progress_store.read import states
+from glance_progress_store.read import views
 
 
 def shell_word(text):

@@ -31,10 +31,10 @@ import os
 
 from oslo_config import cfg
 
-from glance_progress_store import memcached
+from glance_progress_store import _memcache
 from glance_progress_store import options
+from glance_progress_store.read import states
 from glance_progress_store import records
-from glance_progress_store import states
 
 LOG = logging.getLogger(__name__)
 
@@ -110,8 +110,8 @@ def _rbd_opts(default_none=False):
 
 def _checked_source(servers, prefix, where):
     try:
-        servers = memcached.parse_servers(servers)
-    except memcached.BadServer as e:
+        servers = _memcache.parse_servers(servers)
+    except _memcache.BadServer as e:
         raise ConfigError('%s progress_memcached_servers: %s' % (where, e))
     prefix = prefix or ''
     problem = records.check_prefix(prefix)

@@ -14,14 +14,14 @@
 
 A memcached that others can write to must not become code execution in an
 operator's shell, so values are taken as raw bytes
-(:class:`~glance_progress_store.memcached.Connection` never unpickles or
+(:class:`~glance_progress_store._memcache.Connection` never unpickles or
 decompresses) and only what the store writes is accepted: ASCII decimal
 sizes and a UTF-8 JSON status.
 """
 
 import re
 
-from glance_progress_store import memcached
+from glance_progress_store import _memcache
 from glance_progress_store import records
 
 # Flags 0 is what the store writes. python-memcached's text (16) and
@@ -69,9 +69,9 @@ class ProgressReader:
     """
 
     def __init__(self, servers, prefix='', socket_timeout=3.0):
-        self.servers = memcached.parse_servers(servers)
+        self.servers = _memcache.parse_servers(servers)
         self.prefix = prefix
-        self._connections = [memcached.Connection(s, socket_timeout)
+        self._connections = [_memcache.Connection(s, socket_timeout)
                              for s in self.servers]
 
     def check_servers(self):
@@ -80,7 +80,7 @@ class ProgressReader:
         for connection in self._connections:
             try:
                 connection.version()
-            except memcached.ServerUnavailable as e:
+            except _memcache.ServerUnavailable as e:
                 problems.append(str(e))
         if problems:
             raise MemcachedUnavailable('; '.join(problems))
@@ -88,13 +88,13 @@ class ProgressReader:
     def _get(self, keys):
         by_server = {}
         for key in keys:
-            index = memcached.server_index(key, len(self._connections))
+            index = _memcache.server_index(key, len(self._connections))
             by_server.setdefault(index, []).append(key)
         values = {}
         for index, server_keys in sorted(by_server.items()):
             try:
                 values.update(self._connections[index].get_many(server_keys))
-            except memcached.ServerUnavailable as e:
+            except _memcache.ServerUnavailable as e:
                 raise MemcachedUnavailable(str(e)) from e
         return values
 

@@ -14,7 +14,7 @@
 
 Per memcached server, three reads whatever the number of uploads or of
 other keys in the cache: the registry, the indexes it lists, and the
-status records those name (:mod:`glance_progress_store.index` says who
+status records those name (:mod:`glance_progress_store.upload.index` says who
 writes them). Index entries are hints: what a reader shows comes from
 the status records, so an index that lags behind an upload does no harm,
 and a killed worker's uploads show ``stalled`` until its index expires.
@@ -24,11 +24,11 @@ A server that does not answer is reported, and the others are listed.
 import dataclasses
 import time
 
-from glance_progress_store import memcached
-from glance_progress_store import reader as reader_mod
+from glance_progress_store import _memcache
+from glance_progress_store.read import reader as reader_mod
+from glance_progress_store.read import states
+from glance_progress_store.read import views
 from glance_progress_store import records
-from glance_progress_store import states
-from glance_progress_store import views
 
 IN_FLIGHT = states.ACTIVE + (states.STALLED,)
 ENDED = (states.STORED, states.FAILED)
@@ -102,14 +102,14 @@ def discover(settings, since=None, stall_after=60.0, socket_timeout=3.0):
     found, unreadable = {}, {}
     for source in settings.sources():
         for server in source.servers:
-            connection = memcached.Connection(server, socket_timeout)
+            connection = _memcache.Connection(server, socket_timeout)
             try:
                 pairs = _server_uploads(connection, source.prefix, since,
                                         now)
                 status_keys = [records.keys_for(i, b, source.prefix).status
                                for i, b in pairs]
                 values = connection.get_many(status_keys) if pairs else {}
-            except memcached.ServerUnavailable as e:
+            except _memcache.ServerUnavailable as e:
                 unreadable[server] = e.why
                 continue
             finally:

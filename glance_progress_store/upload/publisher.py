@@ -38,9 +38,9 @@ import os
 import threading
 import time
 
-from glance_progress_store import index as index_mod
-from glance_progress_store import memcached
+from glance_progress_store import _memcache
 from glance_progress_store import records
+from glance_progress_store.upload import index as index_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Publisher:
     """
 
     def __init__(self, servers, socket_timeout):
-        self.servers = memcached.parse_servers(servers)
+        self.servers = _memcache.parse_servers(servers)
         self.socket_timeout = socket_timeout
         self.stats = PublisherStats()
         self._cond = threading.Condition(threading.Lock())
@@ -142,7 +142,7 @@ class Publisher:
         give_up_at = time.monotonic() + min(ttl, MAX_RETRY_WINDOW)
         split = {}
         for key, value in values.items():
-            number = memcached.server_index(key, len(self._lanes))
+            number = _memcache.server_index(key, len(self._lanes))
             split.setdefault(number, {})[key] = value
         with self._cond:
             for number, lane_values in split.items():
@@ -190,7 +190,7 @@ class Publisher:
     def _note(self, token, final, ttl, retention):
         prefix, image_id, backend = token
         status_key = records.keys_for(image_id, backend, prefix).status
-        lane = self._lanes[memcached.server_index(status_key,
+        lane = self._lanes[_memcache.server_index(status_key,
                                                   len(self._lanes))]
         index = lane.indexes.get(prefix)
         if index is None:
@@ -263,7 +263,7 @@ class Publisher:
                 with self._cond:
                     lane, batch = self._next_work()
                 if lane.connection is None:
-                    lane.connection = memcached.Connection(
+                    lane.connection = _memcache.Connection(
                         lane.server, self.socket_timeout)
                 if batch is None:
                     self._probe(lane)
@@ -286,7 +286,7 @@ class Publisher:
         try:
             lane.connection.version()
             ok = True
-        except memcached.ServerUnavailable as e:
+        except _memcache.ServerUnavailable as e:
             LOG.debug('memcached probe failed: %s', e)
             ok = False
         with self._cond:
@@ -305,7 +305,7 @@ class Publisher:
                     index_mod.is_registered(lane.connection, index)):
                 index_mod.register(lane.connection, index)
             return
-        except memcached.ServerUnavailable as e:
+        except _memcache.ServerUnavailable as e:
             LOG.debug('upload index registration failed: %s', e)
             with self._cond:
                 lane.failed(time.monotonic())
@@ -323,13 +323,13 @@ class Publisher:
                 indexes = [i for i in lane.indexes.values() if i.registered]
             if not indexes:
                 continue
-            connection = memcached.Connection(lane.server,
+            connection = _memcache.Connection(lane.server,
                                               min(timeout,
                                                   self.socket_timeout))
             try:
                 for index in indexes:
                     index_mod.unregister(connection, index)
-            except memcached.MemcachedError as e:
+            except _memcache.MemcachedError as e:
                 LOG.debug('upload index not removed: %s', e)
             finally:
                 connection.close()
@@ -342,8 +342,8 @@ class Publisher:
         error = None
         try:
             for ttl, values in by_ttl.items():
-                lane.connection.set_many(values, min(ttl, memcached.MAX_TTL))
-        except memcached.ServerUnavailable as e:
+                lane.connection.set_many(values, min(ttl, _memcache.MAX_TTL))
+        except _memcache.ServerUnavailable as e:
             error = e
         with self._cond:
             lane.in_flight = {}

@@ -21,9 +21,9 @@ import dataclasses
 import os
 import time
 
-from glance_progress_store import lookup as lookup_mod
-from glance_progress_store import states
-from glance_progress_store import views
+from glance_progress_store.read import lookup as lookup_mod
+from glance_progress_store.read import states
+from glance_progress_store.read import views
 
 
 class Watch:

@@ -19,8 +19,8 @@ finished: one still running, or one whose glance-api worker died (a
 SIGKILLed or OOM-killed uWSGI worker never reaches the store's cleanup),
 or one whose cleanup failed. This module finds such images in the pools
 and classifies each with its progress record, read through
-:class:`~glance_progress_store.lookup.Lookup` (never unpickling). The
-report's text is :mod:`glance_progress_store.orphans_report`'s.
+:class:`~glance_progress_store.read.lookup.Lookup` (never unpickling). The
+report's text is :mod:`glance_progress_store.ops.orphans_report`'s.
 
 It never deletes anything.
 
@@ -33,8 +33,8 @@ import dataclasses
 import json
 import time
 
-from glance_progress_store import lookup as lookup_mod
-from glance_progress_store import states
+from glance_progress_store.read import lookup as lookup_mod
+from glance_progress_store.read import states
 
 JSON_FIELDS = ('pool', 'image', 'state', 'bytes', 'total', 'age_s',
                'record_state', 'reason', 'error')
@@ -63,7 +63,7 @@ def ceph_modules():
 class Partial:
     """An RBD image without the protected snapshot of a finished upload."""
 
-    target: object  # a glance_config.PoolTarget
+    target: object  # a PoolTarget
     name: str
     created_at: object  # epoch seconds, None if Ceph does not say
     snapshots: tuple  # names of its snapshots (an unprotected 'snap'...)
@@ -71,7 +71,7 @@ class Partial:
 
 @dataclasses.dataclass(frozen=True)
 class PoolProblem:
-    target: object  # a glance_config.PoolTarget
+    target: object  # a PoolTarget
     state: str  # states.UNREACHABLE or states.NO_POOL
     message: str
 

@@ -14,39 +14,38 @@
 
 Operators run it next to glance-api: it finds the memcached servers and
 key prefix in glance's own configuration
-(:mod:`glance_progress_store.glance_config`) and reads the records that
-the ``progress_rbd`` store publishes (:mod:`glance_progress_store.lookup`,
+(:mod:`glance_progress_store.read.sources`) and reads the records that
+the ``progress_rbd`` store publishes (:mod:`glance_progress_store.read.lookup`,
 which never unpickles or evaluates anything, so a memcached that others
 can write to cannot run code in an operator's shell), shown as
-:mod:`glance_progress_store.views`; ``watch`` follows them
-(:mod:`glance_progress_store.watch`).
+:mod:`glance_progress_store.read.views`; ``watch`` follows them
+(:mod:`glance_progress_store.cmd.watch`).
 
 ``orphans`` also reads the stores' pools from that configuration and lists
-the RBD images of unfinished uploads (:mod:`glance_progress_store.orphans`,
-reported by :mod:`glance_progress_store.orphans_report`); it is the only
+the RBD images of unfinished uploads (:mod:`glance_progress_store.ops.orphans`,
+reported by :mod:`glance_progress_store.ops.orphans_report`); it is the only
 sub-command that needs Ceph's Python bindings.
 
 This module only parses the command line and dispatches. Exit codes:
-:mod:`glance_progress_store.states` (also in ``--help``).
+:mod:`glance_progress_store.read.states` (also in ``--help``).
 """
 
 import argparse
 import sys
 import time
 
-from glance_progress_store import ceph_bindings
-from glance_progress_store import discovery
-from glance_progress_store import exporter
-from glance_progress_store import glance_config
-from glance_progress_store import lookup as lookup_mod
-from glance_progress_store import orphans
-from glance_progress_store import orphans_report
-from glance_progress_store import states
-from glance_progress_store import views
-from glance_progress_store import watch as watch_mod
-
-
+from glance_progress_store.cmd import exporter
+from glance_progress_store.cmd import watch as watch_mod
+from glance_progress_store.ops import ceph_bindings
+from glance_progress_store.ops import orphans
+from glance_progress_store.ops import orphans_report
+from glance_progress_store.read import discovery
+from glance_progress_store.read import lookup as lookup_mod
+from glance_progress_store.read import sources
+from glance_progress_store.read import states
+from glance_progress_store.read import views
 # --- Sub-commands ----------------------------------------------------------
+
 
 def cmd_show(args, settings):
     lookup = lookup_mod.Lookup(settings, args.stall_after)
@@ -90,7 +89,7 @@ def cmd_watch(args, settings):
 
 
 def cmd_orphans(args, settings):
-    targets = glance_config.orphan_targets(
+    targets = sources.orphan_targets(
         settings, args.config_file, args.config_dir, backend=args.backend,
         pools=args.pool, ceph_conf=args.ceph_conf, rbd_user=args.rbd_user)
     findings, counted = orphans.find_orphans(
@@ -185,8 +184,8 @@ def _common_options(backend_help, stall_help):
     where.add_argument(
         '--config-file', action='append', metavar='PATH',
         help='glance-api configuration file; repeatable. Default: %s and '
-             '%s/ when they exist' % (glance_config.DEFAULT_CONFIG_FILE,
-                                      glance_config.DEFAULT_CONFIG_DIR))
+             '%s/ when they exist' % (sources.DEFAULT_CONFIG_FILE,
+                                      sources.DEFAULT_CONFIG_DIR))
     where.add_argument(
         '--config-dir', action='append', metavar='DIR',
         help='directory of *.conf files read after the config files')
@@ -369,12 +368,12 @@ def main(argv=None):
         return args.run(args)
     try:
         # orphans checks --backend itself: it needs that backend's pool
-        settings = glance_config.read_settings(
+        settings = sources.read_settings(
             args.config_file, args.config_dir, args.servers, args.prefix,
             backend=None if args.func is cmd_orphans else args.backend,
             warn=_warn)
         return args.func(args, settings)
-    except (glance_config.ConfigError, lookup_mod.BadServers,
+    except (sources.ConfigError, lookup_mod.BadServers,
             orphans.BindingsMissing) as e:
         sys.stderr.write('glance-progress: error: %s\n' % e)
         return states.EXIT_USAGE
