@@ -92,13 +92,16 @@ def order(found):
         v.backend or ''))
 
 
-def discover(settings, since=None, stall_after=60.0, socket_timeout=3.0):
+def discover(settings, since=None, stall_after=60.0, socket_timeout=3.0,
+             now=None):
     """A :class:`Snapshot` of the uploads of ``settings``' sources.
 
     ``since`` (seconds): also stored and failed uploads updated within
-    it, as far as the indexes' retention goes.
+    it, as far as the indexes' retention goes. ``now`` (epoch seconds,
+    default: the clock) is when the read counts as taken, for stall and
+    retention arithmetic.
     """
-    now = time.time()
+    now = time.time() if now is None else now
     found, unreadable = {}, {}
     for source in settings.sources():
         for server in source.servers:
