@@ -418,7 +418,7 @@ def test_orphans_without_ceph_bindings(addr, image):
     """show works without rados/rbd; orphans says what to install."""
     publish(addr, image, record(state='stored', nbytes=1, total=1))
     script = ('import sys; sys.modules["rados"] = sys.modules["rbd"] = None;'
-              'from glance_progress_store import cli;'
+              'from glance_progress_store.cmd import cli;'
               'sys.exit(cli.main(sys.argv[1:]))')
     done = subprocess.run([sys.executable, '-c', script, 'show', image,
                            '--servers', addr],
