@@ -21,7 +21,7 @@ For an upload of image ``ID`` the store writes three keys (``PREFIX`` is
 ``PREFIX ID_uploading_size``
     Bytes stored in Ceph so far, as ASCII decimal.
 ``PREFIX ID_upload_status``
-    A UTF-8 JSON object with exactly the fields of :class:`ProgressRecord`.
+    A UTF-8 JSON object with the fields of :class:`ProgressRecord`.
 
 Every value is stored with memcached flags 0 (plain bytes), so that any
 memcached client reads it as it is: python-memcached's own flags for
@@ -47,6 +47,18 @@ key:
     of the index keys on that server, changed with ``gets``/``cas`` only
     when a process starts or stops.
 
+How the contract grows (:data:`VERSION` is 1):
+
+* A writer may add a field to the status object, an index or the
+  registry, or an item to the end of an index entry, without a version
+  change. Readers ignore what they do not know and keep checking the
+  fields they do, so during a rolling upgrade across glance-api nodes
+  every reader shows every upload.
+* Removing or renaming a field, changing its type or meaning, adding a
+  state or changing the keys needs a new version: the writer then adds
+  ``"v": 2`` (absent means 1), and readers of this release report such a
+  record as written by a newer, incompatible release instead of guessing.
+
 Keys that memcached cannot take (whitespace, control or non-ASCII
 characters, longer than 250 bytes) have the ``ID`` or ``ID@BACKEND`` part
 replaced by ``sha256-`` and its hex digest, so writers and readers derive
@@ -57,6 +69,14 @@ import dataclasses
 import hashlib
 import json
 
+#: The version of the contract this release writes and reads.
+VERSION = 1
+#: The name of the driver, in ``stores`` and ``enabled_backends``.
+SCHEME = 'progress_rbd'
+#: The header on every answer of ``GET /v2/images/{id}/progress``: a
+#: glance without the paste filter answers that path with a plain 404.
+HEADER = 'OpenStack-Upload-Progress'
+
 TOTAL_SUFFIX = '_total_size'
 UPLOADING_SUFFIX = '_uploading_size'
 STATUS_SUFFIX = '_upload_status'
@@ -66,6 +86,19 @@ FINALIZING = 'finalizing'
 STORED = 'stored'
 FAILED = 'failed'
 STATES = (UPLOADING, FINALIZING, STORED, FAILED)
+#: The states of an upload that has not ended.
+ACTIVE = (UPLOADING, FINALIZING)
+
+# Why an upload failed: the ``reason`` of a failed record.
+SOURCE_ERROR = 'source_error'  # the client's data stream broke
+VERIFIER_FAILED = 'verifier_failed'  # the signature verifier refused it
+SIZE_MISMATCH = 'size_mismatch'  # more or fewer bytes than declared
+STORAGE_FULL = 'storage_full'  # pool or cluster full or over quota
+STORAGE_TIMEOUT = 'storage_timeout'  # Ceph did not answer in time
+STORAGE_ERROR = 'storage_error'  # any other Ceph or store error
+INTERRUPTED = 'interrupted'  # the worker was stopped mid-upload
+REASONS = (SOURCE_ERROR, VERIFIER_FAILED, SIZE_MISMATCH, STORAGE_FULL,
+           STORAGE_TIMEOUT, STORAGE_ERROR, INTERRUPTED)
 
 MAX_KEY_LENGTH = 250
 _LONGEST_SUFFIX = max(len(TOTAL_SUFFIX), len(UPLOADING_SUFFIX),
@@ -141,15 +174,23 @@ class ProgressRecord:
 
     @classmethod
     def from_json(cls, text):
-        """Parse and check a status value; BadRecord if it is not ours."""
+        """Parse and check a status value; BadRecord if it is not ours.
+
+        Fields this release does not know are ignored (a newer writer may
+        add them); the known ones must all be there, with their types.
+        """
         try:
             data = json.loads(text)
         except (TypeError, ValueError) as e:
             raise BadRecord('not JSON: %s' % e)
+        if not isinstance(data, dict):
+            raise BadRecord('not a progress record: not a JSON object')
+        _check_version(data)
         fields = [f.name for f in dataclasses.fields(cls)]
-        if not isinstance(data, dict) or sorted(data) != sorted(fields):
-            raise BadRecord('not a progress record: expected the fields %s'
-                            % ', '.join(fields))
+        missing = [name for name in fields if name not in data]
+        if missing:
+            raise BadRecord('not a progress record: no %s'
+                            % ', '.join(missing))
         checks = (
             ('state', lambda v: v in STATES),
             ('bytes', lambda v: _is_int(v) and v >= 0),
@@ -162,7 +203,15 @@ class ProgressRecord:
         for name, check in checks:
             if not check(data[name]):
                 raise BadRecord('bad value for %s: %r' % (name, data[name]))
-        return cls(**data)
+        return cls(**{name: data[name] for name in fields})
+
+
+def _check_version(data):
+    version = data.get('v', VERSION)
+    if version != VERSION:
+        raise BadRecord('written by a release of another contract version '
+                        '(v=%r; this release reads v=%d): upgrade the '
+                        'reader' % (version, VERSION))
 
 
 def _is_int(value):
@@ -215,6 +264,8 @@ def registry_value(indexes):
 def parse_registry(data):
     """``{index key: registered_at}``; BadRecord if not a registry."""
     value = _load('the registry', data, MAX_INDEX_LENGTH)
+    if isinstance(value, dict):
+        _check_version(value)
     indexes = value.get('indexes') if isinstance(value, dict) else None
     if not isinstance(indexes, dict) or not all(
             isinstance(k, str) and _is_number(v)
@@ -246,12 +297,14 @@ def parse_index(data):
     uploads = value.get('uploads') if isinstance(value, dict) else None
     if not isinstance(uploads, list):
         raise BadRecord('not a progress index')
+    _check_version(value)
     entries = []
     for item in uploads:
-        if not (isinstance(item, list) and len(item) == 3 and
+        # items after the third are a newer writer's: ignored
+        if not (isinstance(item, list) and len(item) >= 3 and
                 isinstance(item[0], str) and
                 (item[1] is None or isinstance(item[1], str)) and
                 (item[2] is None or _is_number(item[2]))):
             raise BadRecord('bad index entry: %r' % (item,))
-        entries.append(IndexEntry(*item))
+        entries.append(IndexEntry(*item[:3]))
     return entries

@@ -26,6 +26,7 @@ import glance_store
 from glance_store import multi_backend
 
 from glance_progress_store.read import reader as reader_mod
+from glance_progress_store import records
 
 POOL = 'images'
 POOL2 = 'images2'
@@ -253,6 +254,20 @@ class RecordWatcher(threading.Thread):
     def stop(self):
         self._stop_event.set()
         self.join()
+
+
+def raw_sizes(reader, image_id, backend=None):
+    """The two size keys as another client reads them (a dashboard, the
+    seed's PHP): plain python-memcached, ASCII decimal values."""
+    import memcache
+    keys = records.keys_for(image_id, backend, reader.prefix)
+    client = memcache.Client(list(reader.servers))
+    try:
+        found = client.get_multi([keys.total, keys.uploading])
+    finally:
+        client.disconnect_all()
+    return tuple(int(found[k]) if k in found else None
+                 for k in (keys.total, keys.uploading))
 
 
 def digests(data):

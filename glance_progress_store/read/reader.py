@@ -22,23 +22,17 @@ sizes and a UTF-8 JSON status.
 import re
 
 from glance_progress_store import _memcache
+from glance_progress_store.read import states
+from glance_progress_store.read import views
 from glance_progress_store import records
 
-# Flags 0 is what the store writes. python-memcached's text (16) and
-# integer (2, 4) flags are what releases before 0.2 wrote: still read, so
-# that a rolling upgrade of glance-api nodes shows every upload.
-_PLAIN_FLAGS = (0, 2, 4, 16)
 MAX_STATUS_LENGTH = 4096
 _DECIMAL = re.compile(r'[0-9]{1,20}\Z')
 
 
-class MemcachedUnavailable(Exception):
-    """A memcached server did not answer, or is not a memcached server."""
-
-
 def text_value(key, value, limit):
     """A value as text, if it is one the store writes; else BadRecord."""
-    if value.flags not in _PLAIN_FLAGS:
+    if value.flags != 0:
         raise records.BadRecord(
             '%s holds a value this package did not write (memcached flags '
             '%#x: pickled or compressed data is never loaded)'
@@ -50,6 +44,28 @@ def text_value(key, value, limit):
         return value.data.decode('utf-8')
     except UnicodeDecodeError:
         raise records.BadRecord('%s is not UTF-8 text' % key)
+
+
+def parse_status(key, value):
+    """The ProgressRecord of a status value as read; BadRecord if not one."""
+    return records.ProgressRecord.from_json(
+        text_value(key, value, MAX_STATUS_LENGTH))
+
+
+def record_view(image_id, backend, read, now, stall_after):
+    """The one way a read record becomes a View, for every reader.
+
+    ``read()`` returns the record, or None when there is none (the view
+    is then ``unknown``); a value this package did not write (BadRecord)
+    is shown as ``bad`` with why. A server that does not answer raises
+    ``_memcache.ServerUnavailable``: each surface reports that its own
+    way.
+    """
+    try:
+        record = read()
+    except records.BadRecord as e:
+        return views.error_view(image_id, backend, states.BAD, str(e))
+    return views.view_of(image_id, backend, record, now, stall_after)
 
 
 def _size(key, value):
@@ -75,15 +91,15 @@ class ProgressReader:
                              for s in self.servers]
 
     def check_servers(self):
-        """Raise MemcachedUnavailable unless every server answers."""
+        """Raise ServerUnavailable unless every server answers."""
         problems = []
         for connection in self._connections:
             try:
                 connection.version()
             except _memcache.ServerUnavailable as e:
-                problems.append(str(e))
+                problems.append(e)
         if problems:
-            raise MemcachedUnavailable('; '.join(problems))
+            raise _memcache.ServerUnavailable.of_all(problems)
 
     def _get(self, keys):
         by_server = {}
@@ -92,36 +108,25 @@ class ProgressReader:
             by_server.setdefault(index, []).append(key)
         values = {}
         for index, server_keys in sorted(by_server.items()):
-            try:
-                values.update(self._connections[index].get_many(server_keys))
-            except _memcache.ServerUnavailable as e:
-                raise MemcachedUnavailable(str(e)) from e
+            values.update(self._connections[index].get_many(server_keys))
         return values
 
     def get(self, image_id, backend=None):
         """The record of an image (in a backend), or None if there is none.
 
         :raises: records.BadRecord when the keys hold values that the
-                 store did not write; MemcachedUnavailable
+                 store did not write; _memcache.ServerUnavailable
         """
         keys = records.keys_for(image_id, backend, self.prefix)
         values = self._get(keys.all())
         status = values.get(keys.status)
         if status is None:
             return None
-        record = records.ProgressRecord.from_json(
-            text_value(keys.status, status, MAX_STATUS_LENGTH))
+        record = parse_status(keys.status, status)
         for key in (keys.total, keys.uploading):
             if key in values:
                 _size(key, values[key])
         return record
-
-    def raw_sizes(self, image_id, backend=None):
-        """The two size keys as the seed's dashboards read them."""
-        keys = records.keys_for(image_id, backend, self.prefix)
-        values = self._get([keys.total, keys.uploading])
-        return tuple(_size(k, values[k]) if k in values else None
-                     for k in (keys.total, keys.uploading))
 
     def close(self):
         for connection in self._connections:

@@ -187,7 +187,7 @@ def test_upload_with_a_hostile_id(single_store, ceph, live_memcached,
     record = helpers.wait_record(reader, image_id)
     assert (record.state, record.bytes, record.total) == (
         'stored', len(data), len(data))
-    assert reader.raw_sizes(image_id) == (len(data), len(data))
+    assert helpers.raw_sizes(reader, image_id) == (len(data), len(data))
     # ... under the hashed keys, which hold what the store wrote
     import memcache
     keys = records.keys_for(image_id, None, PREFIX)

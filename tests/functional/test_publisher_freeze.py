@@ -32,6 +32,7 @@ import testbed
 from glance_progress_store.read import reader as reader_mod
 from glance_progress_store import records
 from glance_progress_store.upload import publisher
+from tests import helpers
 
 TIMEOUT = 0.3  # progress_socket_timeout of the test publisher
 UPDATES = 40
@@ -122,7 +123,7 @@ def test_final_state_wins_after_a_freeze(servers, moment, length, repeat):
     until = time.monotonic() + STAYS_FOR
     while time.monotonic() < until:
         assert reader.get(image_id) == final
-        assert reader.raw_sizes(image_id) == (total, total)
+        assert helpers.raw_sizes(reader, image_id) == (total, total)
         time.sleep(0.05)
 
 

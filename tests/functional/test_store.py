@@ -38,7 +38,7 @@ def test_add_stores_data_and_hashes(single_store, ceph, reader, image_id,
     assert (record.state, record.bytes, record.total) == (
         'stored', size, size)
     assert record.backend is None and record.reason is None
-    assert reader.raw_sizes(image_id) == (size, size)
+    assert helpers.raw_sizes(reader, image_id) == (size, size)
 
 
 @pytest.mark.parametrize('in_flight', [1, 2, 3, 8])
