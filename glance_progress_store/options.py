@@ -18,7 +18,6 @@ next to the stock RBD options, so one glance-api.conf section describes a
 backend completely.
 """
 
-from glance_store._drivers import rbd as rbd_driver
 from oslo_config import cfg
 
 from glance_progress_store import _memcache
@@ -274,7 +273,9 @@ def list_opts():
     """Entry point for oslo-config-generator (``oslo.config.opts``).
 
     The stock RBD options come first: a progress_rbd backend's section
-    holds both.
+    holds both. glance_store's RBD driver is imported here, not at the
+    top: it imports Ceph's bindings, which the read side never needs.
     """
+    from glance_store._drivers import rbd as rbd_driver
     return [('glance_store', rbd_driver.Store.OPTIONS + OPTIONS),
             (FILTER_GROUP, FILTER_OPTS)]

@@ -29,17 +29,17 @@ from glance_store import driver
 from glance_store import exceptions
 
 from glance_progress_store import options
-from glance_progress_store.read import states
+from glance_progress_store import records
 from glance_progress_store.upload import config
 from glance_progress_store.upload import pipeline
-from glance_progress_store.upload import publisher as progress_mod
+from glance_progress_store.upload import progress
 
 rbd = rbd_driver.rbd
 rados = rbd_driver.rados
 
 LOG = logging.getLogger(__name__)
 
-SCHEME = states.SCHEME
+SCHEME = records.SCHEME
 
 # glance_store imports "<driver module>.StoreLocation" for our locations,
 # which are the stock RBD ones.
@@ -112,7 +112,7 @@ class Store(rbd_driver.Store):
                 order = int(math.log(self.WRITE_CHUNKSIZE, 2))
                 LOG.debug('creating image %s with order %d and size %d',
                           image_name, order, image_size)
-                progress = progress_mod.UploadProgress(
+                upload = progress.UploadProgress(
                     self.progress_config, image_id, self.backend_group,
                     image_size)
                 try:
@@ -124,32 +124,32 @@ class Store(rbd_driver.Store):
                 except Exception as exc:
                     # Not known to be ours: an image of that name may
                     # have been created by someone else meanwhile.
-                    raise self._abort(ioctx, image_name, progress, exc,
+                    raise self._abort(ioctx, image_name, upload, exc,
                                       created=False)
 
-                progress.start()
+                upload.start()
                 try:
                     with rbd.Image(ioctx, image_name) as image:
                         writer = pipeline.ImageWriter(
                             image, image_size, self.WRITE_CHUNKSIZE,
                             self.progress_config.writes_in_flight,
-                            self.thin_provisioning, progress)
+                            self.thin_provisioning, upload)
                         size = writer.write(image_file, checksum, multihash,
                                             verifier)
-                        progress.finalizing()
+                        upload.finalizing()
                         image.create_snap(loc.snapshot)
                         image.protect_snap(loc.snapshot)
                 except BaseException as exc:
-                    raise self._abort(ioctx, image_name, progress, exc)
+                    raise self._abort(ioctx, image_name, upload, exc)
 
-        progress.stored(size)
+        upload.stored(size)
         metadata = {}
         if self.backend_group:
             metadata['store'] = self.backend_group
         return (loc.get_uri(), size, checksum.hexdigest(),
                 multihash.hexdigest(), metadata)
 
-    def _abort(self, ioctx, image_name, progress, exc, created=True):
+    def _abort(self, ioctx, image_name, upload, exc, created=True):
         """The one failure path: remove the image, record why, pick the error.
 
         Only an image this call ``created`` is removed. Returns the
@@ -163,7 +163,7 @@ class Store(rbd_driver.Store):
                    'error': error})
         if created:
             self._remove_partial_image(ioctx, image_name)
-        progress.failed(reason)
+        upload.failed(reason)
         if error is not exc and error is not exc.__cause__:
             error.__cause__ = exc  # a translation: keep what Ceph said
         return error
@@ -235,25 +235,25 @@ def _purge_data_objects(ioctx, image_name, batch=128):
 def _classify(exc):
     """(reason code for the progress record, exception to raise)."""
     if isinstance(exc, pipeline.SourceFailed):
-        return 'source_error', exc.__cause__
+        return records.SOURCE_ERROR, exc.__cause__
     if isinstance(exc, pipeline.VerifierFailed):
-        return 'verifier_failed', exc.__cause__
+        return records.VERIFIER_FAILED, exc.__cause__
     if isinstance(exc, exceptions.Invalid):
-        return 'size_mismatch', exc
+        return records.SIZE_MISMATCH, exc
     if isinstance(exc, exceptions.StorageFull) or isinstance(
             exc, (rbd.NoSpace, rbd.DiskQuotaExceeded)) or (
             isinstance(exc, pipeline.WriteFailed) and
             exc.errno in _FULL_ERRNOS):
-        return 'storage_full', exceptions.StorageFull(
+        return records.STORAGE_FULL, exceptions.StorageFull(
             message='Ceph pool or cluster is full or over quota: %s' % exc)
     if (isinstance(exc, pipeline.WriteFailed) and
             exc.errno == errno.ETIMEDOUT) or isinstance(
                 exc, (rbd.Timeout, rados.TimedOut)):
-        return 'storage_timeout', exceptions.BackendException(
+        return records.STORAGE_TIMEOUT, exceptions.BackendException(
             'Ceph did not answer in time: %s' % exc)
     if isinstance(exc, (rbd.Error, rados.Error, pipeline.WriteFailed)):
-        return 'storage_error', exceptions.BackendException(
+        return records.STORAGE_ERROR, exceptions.BackendException(
             'Ceph error: %s' % exc)
     if isinstance(exc, Exception):
-        return 'storage_error', exc
-    return 'interrupted', exc
+        return records.STORAGE_ERROR, exc
+    return records.INTERRUPTED, exc

@@ -12,23 +12,27 @@
 
 """Publishing upload progress to memcached without ever slowing an upload.
 
-An upload only records its latest state in memory (:meth:`Publisher.submit`
-never blocks on the network); one background thread per process and
-server list sends the latest state of every upload to memcached. A dead,
-refusing or frozen memcached therefore costs the upload nothing but the
-bounded wait for its final record (``progress_socket_timeout``).
+An upload only records its latest state in memory
+(:meth:`Publisher.submit` never blocks on the network); one background
+thread per process and server list sends the latest state of every
+upload to memcached. A dead, refusing or frozen memcached therefore costs
+the upload nothing but the bounded wait for its final record
+(``progress_socket_timeout``).
 
-Each server is a :class:`_Lane` of its own: a server that fails holds back
-only its own keys, and is probed (``version``, which stores nothing) with
-a backoff until it answers again. Writes to it resume only a moment
-(:data:`SETTLE`) after it answers, and that is what keeps the final state
-in memcached after a freeze: a set sent before the freeze sits unread in
-the server's socket buffer and is executed when the server resumes, on
-its own connection, in any order with newer ones; once the server answers
-a probe it has those behind it, and everything sent after the pause is
-newer. Records that could not be written are retried, newest value first,
-until they are written or their retry window (the TTL, at most
-:data:`MAX_RETRY_WINDOW`) has passed.
+Each server is a :class:`_ServerQueue` of its own: a server that fails
+holds back only its own keys, and is probed (``version``, which stores
+nothing) with a backoff until it answers again. Writes to it resume only a
+moment (:data:`SETTLE`) after it answers, and that is what keeps the final
+state in memcached after a freeze: a set sent before the freeze sits
+unread in the server's socket buffer and is executed when the server
+resumes, on its own connection, in any order with newer ones; once the
+server answers a probe it has those behind it, and everything sent after
+the pause is newer. Records that could not be written are retried, newest
+value first, until they are written or their retry window (the TTL, at
+most :data:`MAX_RETRY_WINDOW`) has passed.
+
+What an upload publishes is :mod:`glance_progress_store.upload.progress`'s
+business; this module only carries values to their servers.
 """
 
 import atexit
@@ -37,10 +41,11 @@ import logging
 import os
 import threading
 import time
+import typing
 
 from glance_progress_store import _memcache
 from glance_progress_store import records
-from glance_progress_store.upload import index as index_mod
+from glance_progress_store.upload import process_index
 
 LOG = logging.getLogger(__name__)
 
@@ -58,6 +63,20 @@ SETTLE = 1.0
 MAX_RETRY_WINDOW = 3600
 # At most one "dropped" or "publisher error" warning in this many seconds.
 _WARN_EVERY = 60.0
+
+
+class UploadKey(typing.NamedTuple):
+    """Which upload a state belongs to: one entry per upload and server."""
+
+    prefix: str
+    image_id: str
+    backend: typing.Optional[str]
+
+
+class IndexKey(typing.NamedTuple):
+    """A process's discovery index, sent in the same batches as records."""
+
+    key: str
 
 
 @dataclasses.dataclass
@@ -78,23 +97,22 @@ class PublisherStats:
     server_failures: int = 0
 
 
-class _Lane:
+class _ServerQueue:
     """One memcached server: its queue and whether it may be written to."""
 
-    def __init__(self, server, socket_timeout):
+    def __init__(self, server):
         self.server = server
-        self.socket_timeout = socket_timeout
         self.connection = None  # created by the publisher thread
-        self.pending = {}  # token -> _Entry, oldest first
-        self.in_flight = {}  # token -> _Entry being sent
+        self.pending = {}  # UploadKey or IndexKey -> _Entry, oldest first
+        self.in_flight = {}  # UploadKey or IndexKey -> _Entry being sent
         self.ready_at = 0.0  # monotonic: no write before
         self.needs_probe = False
         self.failures = 0
-        self.indexes = {}  # prefix -> index.ProcessIndex on this server
+        self.indexes = {}  # prefix -> ProcessIndex on this server
         self.to_register = {}  # index key -> ProcessIndex to (re)register
 
     def due_at(self):
-        """When this lane has work, or None."""
+        """When this queue has work, or None."""
         if not self.pending and not self.to_register:
             return None
         return self.ready_at
@@ -113,6 +131,18 @@ class _Lane:
         self.ready_at = now + SETTLE
 
 
+# What the publisher thread does next for a server.
+_PROBE, _REGISTER, _SEND = 'probe', 'register', 'send'
+
+
+@dataclasses.dataclass
+class _Work:
+    kind: str  # _PROBE, _REGISTER or _SEND
+    queue: _ServerQueue
+    index: object = None  # _REGISTER: the ProcessIndex
+    batch: dict = None  # _SEND: key -> _Entry
+
+
 class Publisher:
     """Sends the latest progress of every upload from one background thread.
 
@@ -126,99 +156,102 @@ class Publisher:
         self.socket_timeout = socket_timeout
         self.stats = PublisherStats()
         self._cond = threading.Condition(threading.Lock())
-        self._lanes = [_Lane(s, socket_timeout) for s in self.servers]
+        self._queues = [_ServerQueue(s) for s in self.servers]
         self._warned = set()
         self._last_warning = {}
         self._thread = None
 
-    def submit(self, token, values, ttl, final=False, index=None):
+    def submit(self, upload, values, ttl, final=False, index=None):
         """Record the newest state of an upload; returns at once.
 
-        With ``index`` = (index TTL, retention), ``token`` is (prefix,
-        image id, backend) and the upload is listed in this process's
-        index for discovery; the index is written when the upload starts
-        and ends, never per chunk.
+        ``upload`` is its :class:`UploadKey`. With ``index`` = (index
+        TTL, retention), the upload is listed in this process's index for
+        discovery; the index is written when the upload starts and ends,
+        never per chunk.
         """
+        upload = UploadKey(*upload)
         give_up_at = time.monotonic() + min(ttl, MAX_RETRY_WINDOW)
         split = {}
-        for key, value in values.items():
-            number = _memcache.server_index(key, len(self._lanes))
-            split.setdefault(number, {})[key] = value
+        for memcached_key, value in values.items():
+            number = _memcache.server_index(memcached_key, len(self._queues))
+            split.setdefault(number, {})[memcached_key] = value
         with self._cond:
-            for number, lane_values in split.items():
-                lane = self._lanes[number]
-                lane.pending.pop(token, None)  # newest last
-                lane.pending[token] = _Entry(lane_values, ttl, final,
-                                             give_up_at)
-                if len(lane.pending) > MAX_PENDING:
-                    self._drop_oldest(lane)
+            for number, queue_values in split.items():
+                queue = self._queues[number]
+                queue.pending.pop(upload, None)  # newest last
+                queue.pending[upload] = _Entry(queue_values, ttl, final,
+                                               give_up_at)
+                if len(queue.pending) > MAX_PENDING:
+                    self._drop_oldest(queue)
             if index is not None:
-                self._note(token, final, *index)
+                self._note(upload, final, *index)
             if self._thread is None or not self._thread.is_alive():
-                for lane in self._lanes:  # what a dead thread was sending
-                    self._requeue(lane, lane.in_flight)
-                    lane.in_flight = {}
+                for queue in self._queues:  # what a dead thread was sending
+                    self._requeue(queue, queue.in_flight)
+                    queue.in_flight = {}
                 self._thread = threading.Thread(
                     target=self._run, name='glance-progress-publisher',
                     daemon=True)
                 self._thread.start()
             self._cond.notify()
 
-    def flush(self, token, timeout, skip_down=False):
-        """Wait, at most `timeout` s, until `token`'s state is sent.
+    def flush(self, upload, timeout, skip_down=False):
+        """Wait, at most `timeout` s, until `upload`'s state is sent.
 
         With ``skip_down`` (the end of an upload), the keys of a server
         known to be down are not waited for: they are retried in the
         background, and the upload does not pay the timeout for them.
         """
+        upload = UploadKey(*upload)
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 now = time.monotonic()
-                waiting = [lane for lane in self._lanes
-                           if token in lane.in_flight or (
-                               token in lane.pending and
-                               not (skip_down and lane.needs_probe))]
+                waiting = [queue for queue in self._queues
+                           if upload in queue.in_flight or (
+                               upload in queue.pending and
+                               not (skip_down and queue.needs_probe))]
                 if not waiting:
-                    return not any(token in lane.pending
-                                   for lane in self._lanes)
+                    return not any(upload in queue.pending
+                                   for queue in self._queues)
                 remaining = deadline - now
                 if remaining <= 0:
                     return False
                 self._cond.wait(remaining)
 
-    def _note(self, token, final, ttl, retention):
-        prefix, image_id, backend = token
-        status_key = records.keys_for(image_id, backend, prefix).status
-        lane = self._lanes[_memcache.server_index(status_key,
-                                                  len(self._lanes))]
-        index = lane.indexes.get(prefix)
+    def _note(self, upload, final, ttl, retention):
+        status_key = records.keys_for(upload.image_id, upload.backend,
+                                      upload.prefix).status
+        queue = self._queues[_memcache.server_index(status_key,
+                                                    len(self._queues))]
+        index = queue.indexes.get(upload.prefix)
         if index is None:
-            index = lane.indexes[prefix] = index_mod.ProcessIndex(
-                prefix, ttl, retention)
+            index = queue.indexes[upload.prefix] = (
+                process_index.ProcessIndex(upload.prefix, ttl, retention))
         index.ttl, index.retention = ttl, retention
-        if index.note(image_id, backend, final):
-            self._queue_index(lane, index, time.monotonic())
+        if index.note(upload.image_id, upload.backend, final):
+            self._queue_index(queue, index, time.monotonic())
 
-    def _queue_index(self, lane, index, now):
+    def _queue_index(self, queue, index, now):
         """Write the index with the next batch; refresh it before its TTL."""
-        lane.pending.pop(('index', index.key), None)
-        lane.pending[('index', index.key)] = _Entry(
+        key = IndexKey(index.key)
+        queue.pending.pop(key, None)
+        queue.pending[key] = _Entry(
             {index.key: index.value(time.time())}, index.ttl, False,
             now + index.ttl)
         index.refresh_at = now + index.ttl / 3.0
         if not index.registered:
-            lane.to_register[index.key] = index
+            queue.to_register[index.key] = index
 
-    def _drop_oldest(self, lane):
-        token = next((t for t, e in lane.pending.items() if not e.final),
-                     next(iter(lane.pending)))
-        del lane.pending[token]
-        self._warned.discard(token)
+    def _drop_oldest(self, queue):
+        key = next((k for k, e in queue.pending.items() if not e.final),
+                   next(iter(queue.pending)))
+        del queue.pending[key]
+        self._warned.discard(key)
         self._warn_rarely('dropped', 'More than %d uploads wait for '
                           'memcached %s; dropping the oldest pending '
-                          'progress (%s)', MAX_PENDING, lane.server,
-                          token[1])
+                          'progress (%s)', MAX_PENDING, queue.server,
+                          _name(key))
 
     def _warn_rarely(self, kind, message, *args, exc_info=False):
         now = time.monotonic()
@@ -227,33 +260,33 @@ class Publisher:
             LOG.warning(message, *args, exc_info=exc_info)
 
     def _next_work(self):
-        """(lane, batch, or None for a probe, or a ProcessIndex to register),
-        waiting until there is one."""
+        """The next :class:`_Work`, waiting until there is one."""
         while True:
             now = time.monotonic()
             wake = None
-            for lane in self._lanes:
-                for index in lane.indexes.values():
+            for queue in self._queues:
+                for index in queue.indexes.values():
                     if index.refresh_at <= now:
-                        self._queue_index(lane, index, now)
+                        self._queue_index(queue, index, now)
                         # it may have been evicted: check it is listed
-                        lane.to_register[index.key] = index
+                        queue.to_register[index.key] = index
                     wake = index.refresh_at if wake is None else min(
                         wake, index.refresh_at)
-                due = lane.due_at()
+                due = queue.due_at()
                 if due is None:
                     continue
                 if due <= now:
-                    if lane.needs_probe:
-                        return lane, None
-                    if lane.to_register:
-                        return lane, lane.to_register.pop(
-                            next(iter(lane.to_register)))
+                    if queue.needs_probe:
+                        return _Work(_PROBE, queue)
+                    if queue.to_register:
+                        return _Work(_REGISTER, queue,
+                                     index=queue.to_register.pop(
+                                         next(iter(queue.to_register))))
                     batch = {}
-                    for token in list(lane.pending)[:MAX_BATCH]:
-                        batch[token] = lane.pending.pop(token)
-                    lane.in_flight = batch
-                    return lane, batch
+                    for key in list(queue.pending)[:MAX_BATCH]:
+                        batch[key] = queue.pending.pop(key)
+                    queue.in_flight = batch
+                    return _Work(_SEND, queue, batch=batch)
                 wake = due if wake is None else min(wake, due)
             self._cond.wait(None if wake is None else wake - now)
 
@@ -261,30 +294,31 @@ class Publisher:
         while True:
             try:
                 with self._cond:
-                    lane, batch = self._next_work()
-                if lane.connection is None:
-                    lane.connection = _memcache.Connection(
-                        lane.server, self.socket_timeout)
-                if batch is None:
-                    self._probe(lane)
-                elif isinstance(batch, index_mod.ProcessIndex):
-                    self._register(lane, batch)
+                    work = self._next_work()
+                queue = work.queue
+                if queue.connection is None:
+                    queue.connection = _memcache.Connection(
+                        queue.server, self.socket_timeout)
+                if work.kind == _PROBE:
+                    self._probe(queue)
+                elif work.kind == _REGISTER:
+                    self._register(queue, work.index)
                 else:
-                    self._send(lane, batch)
+                    self._send(queue, work.batch)
             except Exception:  # the thread must never die
                 self._warn_rarely('crash', 'Upload progress publisher '
                                   'error; it carries on', exc_info=True)
                 with self._cond:
-                    for lane in self._lanes:
-                        self._requeue(lane, lane.in_flight)
-                        lane.in_flight = {}
-                        lane.failed(time.monotonic())
+                    for queue in self._queues:
+                        self._requeue(queue, queue.in_flight)
+                        queue.in_flight = {}
+                        queue.failed(time.monotonic())
                     self._cond.notify_all()
 
-    def _probe(self, lane):
+    def _probe(self, queue):
         self.stats.probes += 1
         try:
-            lane.connection.version()
+            queue.connection.version()
             ok = True
         except _memcache.ServerUnavailable as e:
             LOG.debug('memcached probe failed: %s', e)
@@ -292,96 +326,103 @@ class Publisher:
         with self._cond:
             now = time.monotonic()
             if ok:
-                lane.answered(now)
+                queue.answered(now)
             else:
-                lane.failed(now)
-            self._expire(lane, now)
+                queue.failed(now)
+            self._expire(queue, now)
             self._cond.notify_all()
 
-    def _register(self, lane, index):
+    def _register(self, queue, index):
         """List the index in its server's registry, or check it is."""
         try:
             if not (index.registered and
-                    index_mod.is_registered(lane.connection, index)):
-                index_mod.register(lane.connection, index)
+                    process_index.is_registered(queue.connection, index)):
+                process_index.register(queue.connection, index)
             return
         except _memcache.ServerUnavailable as e:
             LOG.debug('upload index registration failed: %s', e)
             with self._cond:
-                lane.failed(time.monotonic())
-        except index_mod.Contended as e:
+                queue.failed(time.monotonic())
+        except process_index.Contended as e:
             LOG.debug('%s; retried later', e)
         with self._cond:
-            lane.to_register[index.key] = index
+            queue.to_register[index.key] = index
             self._cond.notify_all()
 
     def unregister_all(self, timeout):
         """A clean stop: remove this process's indexes, within ``timeout``
         seconds per server. Called at exit."""
-        for lane in self._lanes:
+        for queue in self._queues:
             with self._cond:
-                indexes = [i for i in lane.indexes.values() if i.registered]
+                indexes = [i for i in queue.indexes.values() if i.registered]
             if not indexes:
                 continue
-            connection = _memcache.Connection(lane.server,
-                                              min(timeout,
-                                                  self.socket_timeout))
+            connection = _memcache.Connection(
+                queue.server, min(timeout, self.socket_timeout))
             try:
                 for index in indexes:
-                    index_mod.unregister(connection, index)
+                    process_index.unregister(connection, index)
             except _memcache.MemcachedError as e:
                 LOG.debug('upload index not removed: %s', e)
             finally:
                 connection.close()
 
-    def _send(self, lane, batch):
-        """The one place a failed write is handled: the lane backs off."""
+    def _send(self, queue, batch):
+        """The one place a failed write is handled: the queue backs off."""
         by_ttl = {}
         for entry in batch.values():
             by_ttl.setdefault(entry.ttl, {}).update(entry.values)
         error = None
         try:
             for ttl, values in by_ttl.items():
-                lane.connection.set_many(values, min(ttl, _memcache.MAX_TTL))
+                queue.connection.set_many(values,
+                                          min(ttl, _memcache.MAX_TTL))
         except _memcache.ServerUnavailable as e:
             error = e
         with self._cond:
-            lane.in_flight = {}
+            queue.in_flight = {}
             if error is None:
-                indexes = sum(1 for t in batch if t[0] == 'index')
+                indexes = sum(1 for k in batch if isinstance(k, IndexKey))
                 self.stats.index_writes += indexes
                 self.stats.updates_sent += len(batch) - indexes
                 self._warned.difference_update(
-                    t for t, e in batch.items() if e.final)
+                    k for k, e in batch.items() if e.final)
             else:
                 LOG.debug('memcached set failed: %s', error)
                 self.stats.server_failures += 1
-                lane.failed(time.monotonic())
-                self._requeue(lane, batch)
-                for token in batch:
-                    self._warn_once(token, lane)
+                queue.failed(time.monotonic())
+                self._requeue(queue, batch)
+                for key in batch:
+                    self._warn_once(key, queue)
             self._cond.notify_all()
 
-    def _requeue(self, lane, batch):
+    def _requeue(self, queue, batch):
         """Put failed entries back, unless a newer state superseded them."""
-        for token, entry in batch.items():
-            if token not in lane.pending:
-                lane.pending[token] = entry
+        for key, entry in batch.items():
+            if key not in queue.pending:
+                queue.pending[key] = entry
 
-    def _expire(self, lane, now):
-        for token in [t for t, e in lane.pending.items()
-                      if e.give_up_at <= now]:
-            del lane.pending[token]
-            self._warned.discard(token)
+    def _expire(self, queue, now):
+        for key in [k for k, e in queue.pending.items()
+                    if e.give_up_at <= now]:
+            del queue.pending[key]
+            self._warned.discard(key)
             LOG.debug('giving up the progress record of %s on %s',
-                      token[1], lane.server)
+                      _name(key), queue.server)
 
-    def _warn_once(self, token, lane):
-        if token not in self._warned:
-            self._warned.add(token)
+    def _warn_once(self, key, queue):
+        if key not in self._warned:
+            self._warned.add(key)
             LOG.warning('Could not publish upload progress of %s to '
                         'memcached %s; the upload goes on and the record '
-                        'will be retried', token[1], lane.server)
+                        'will be retried', _name(key), queue.server)
+
+
+def _name(key):
+    """What a log line calls a queued item: the image, or the index."""
+    if isinstance(key, IndexKey):
+        return 'the upload index %s' % key.key
+    return 'image %s' % key.image_id
 
 
 _PUBLISHERS = {}
@@ -415,72 +456,3 @@ def _unregister_at_exit():
     # once; a killed one's index expires after its TTL.
     for publisher in list(_PUBLISHERS.values()):
         publisher.unregister_all(timeout=1.0)
-
-
-class UploadProgress:
-    """The progress of one upload; lives in the add() call, never on self."""
-
-    def __init__(self, config, image_id, backend, total):
-        self.bytes = 0
-        self.total = total or None
-        self._image_id = str(image_id)
-        self._backend = backend
-        self._config = config
-        self._started_at = time.time()
-        self._last_published = 0.0
-        self._publisher = None
-        if config.enabled:
-            self._publisher = get_publisher(config.servers,
-                                            config.socket_timeout)
-            keys = [records.keys_for(image_id, None, config.key_prefix)]
-            if backend:
-                keys.append(records.keys_for(image_id, backend,
-                                             config.key_prefix))
-            self._keys = keys
-            self._token = (config.key_prefix, self._image_id, backend)
-
-    def start(self):
-        """Publish the first record, once the RBD image exists.
-
-        Not done at construction: an upload refused as a duplicate must
-        leave the existing image's record untouched.
-        """
-        self._publish(records.UPLOADING)
-
-    def advance(self, nbytes):
-        """Count bytes that Ceph has acknowledged."""
-        self.bytes += nbytes
-        if (self._publisher is not None and
-                time.monotonic() - self._last_published >=
-                self._config.min_interval):
-            self._publish(records.UPLOADING)
-
-    def finalizing(self):
-        self._publish(records.FINALIZING)
-
-    def stored(self, size):
-        self.bytes = self.total = size
-        self._publish(records.STORED, final=True)
-
-    def failed(self, reason):
-        self._publish(records.FAILED, reason=reason, final=True)
-
-    def _publish(self, state, reason=None, final=False):
-        if self._publisher is None:
-            return
-        self._last_published = time.monotonic()
-        record = records.ProgressRecord(
-            state=state, bytes=self.bytes, total=self.total,
-            backend=self._backend, started_at=self._started_at,
-            updated_at=time.time(), reason=reason)
-        values = {}
-        for keys in self._keys:
-            values.update(records.key_values(keys, record))
-        index = None
-        if self._config.discovery:
-            index = (self._config.index_ttl, self._config.index_retention)
-        self._publisher.submit(self._token, values, self._config.ttl, final,
-                               index=index)
-        if final:
-            self._publisher.flush(self._token, self._config.socket_timeout,
-                                  skip_down=True)

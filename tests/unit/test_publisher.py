@@ -140,7 +140,7 @@ def test_pending_is_bounded_and_warned_about_once(fake, monkeypatch, caplog):
         for n in range(50):
             pub.submit(('', str(n), None),
                        {'%d_upload_status' % n: b'u'}, 60)
-    lane = pub._lanes[0]
+    lane = pub._queues[0]
     assert len(lane.pending) == 10
     assert ('', 'final', None) in lane.pending  # final states kept first
     drops = [r for r in caplog.records if 'dropping' in r.getMessage()]
@@ -152,7 +152,7 @@ def test_records_are_given_up_after_their_retry_window(fake, monkeypatch):
     fake.script = [_memcache.ServerUnavailable('s', 'refused')] * 3
     pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
     pub.submit(('', 'a', None), {'a_upload_status': b'1'}, 60)
-    _wait(lambda: fake.probes >= 1 and not pub._lanes[0].pending)
+    _wait(lambda: fake.probes >= 1 and not pub._queues[0].pending)
     assert 'a_upload_status' not in fake.store
 
 

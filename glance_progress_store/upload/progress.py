@@ -1,0 +1,94 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""What one upload publishes: its records, as Ceph acknowledges its bytes.
+
+An :class:`UploadProgress` lives in one ``add()`` call, never on the
+shared Store; it hands each new state to the process's
+:class:`~glance_progress_store.upload.publisher.Publisher`, which sends it
+in the background, so publishing never slows the upload down.
+"""
+
+import time
+
+from glance_progress_store import records
+from glance_progress_store.upload import publisher
+
+
+class UploadProgress:
+    """The progress of one upload; lives in the add() call, never on self."""
+
+    def __init__(self, config, image_id, backend, total):
+        self.bytes = 0
+        self.total = total or None
+        self._image_id = str(image_id)
+        self._backend = backend
+        self._config = config
+        self._started_at = time.time()
+        self._last_published = 0.0
+        self._publisher = None
+        if config.enabled:
+            self._publisher = publisher.get_publisher(
+                config.servers, config.socket_timeout)
+            keys = [records.keys_for(image_id, None, config.key_prefix)]
+            if backend:
+                keys.append(records.keys_for(image_id, backend,
+                                             config.key_prefix))
+            self._keys = keys
+            self._upload = publisher.UploadKey(config.key_prefix,
+                                               self._image_id, backend)
+
+    def start(self):
+        """Publish the first record, once the RBD image exists.
+
+        Not done at construction: an upload refused as a duplicate must
+        leave the existing image's record untouched.
+        """
+        self._publish(records.UPLOADING)
+
+    def advance(self, nbytes):
+        """Count bytes that Ceph has acknowledged."""
+        self.bytes += nbytes
+        if (self._publisher is not None and
+                time.monotonic() - self._last_published >=
+                self._config.min_interval):
+            self._publish(records.UPLOADING)
+
+    def finalizing(self):
+        self._publish(records.FINALIZING)
+
+    def stored(self, size):
+        self.bytes = self.total = size
+        self._publish(records.STORED, final=True)
+
+    def failed(self, reason):
+        self._publish(records.FAILED, reason=reason, final=True)
+
+    def _publish(self, state, reason=None, final=False):
+        if self._publisher is None:
+            return
+        self._last_published = time.monotonic()
+        record = records.ProgressRecord(
+            state=state, bytes=self.bytes, total=self.total,
+            backend=self._backend, started_at=self._started_at,
+            updated_at=time.time(), reason=reason)
+        values = {}
+        for keys in self._keys:
+            values.update(records.key_values(keys, record))
+        index = None
+        if self._config.discovery:
+            index = (self._config.index_ttl, self._config.index_retention)
+        self._publisher.submit(self._upload, values, self._config.ttl, final,
+                               index=index)
+        if final:
+            self._publisher.flush(self._upload, self._config.socket_timeout,
+                                  skip_down=True)
