@@ -58,6 +58,16 @@ class ServerUnavailable(MemcachedError):
         self.why = why
         super().__init__('memcached %s %s' % (server, why))
 
+    @classmethod
+    def of_all(cls, errors):
+        """One error for the failures of several servers."""
+        if len(errors) == 1:
+            return errors[0]
+        error = cls(', '.join(e.server for e in errors),
+                    '; '.join(e.why for e in errors))
+        error.args = ('; '.join(str(e) for e in errors),)
+        return error
+
 
 def parse_server(entry):
     """``entry`` checked against python-memcached's grammar; BadServer if not.

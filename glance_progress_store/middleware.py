@@ -42,18 +42,16 @@ from oslo_config import cfg
 import webob
 import webob.exc
 
+from glance_progress_store import _memcache
 from glance_progress_store import options
-from glance_progress_store.read import reader as reader_mod
+from glance_progress_store.read import reader
 from glance_progress_store.read import sources
 from glance_progress_store.read import states
-from glance_progress_store.read import views
 from glance_progress_store import records
 
 LOG = logging.getLogger(__name__)
 
-# The header on every answer of the endpoint: a glance without the filter
-# answers the same path with its router's plain 404.
-HEADER = 'OpenStack-Upload-Progress'
+HEADER = records.HEADER
 # After versionnegotiation, any /v2.N/ path is /v2/. The id is anything
 # without a slash, as glance's router takes it.
 _PATH = re.compile(r'\A/v2/images/([^/]+)/progress/?\Z')
@@ -81,22 +79,32 @@ class _ProcessState:
         readers = self._local.__dict__.setdefault('readers', {})
         found = readers.get(source)
         if found is None:
-            found = readers[source] = reader_mod.ProgressReader(
+            found = readers[source] = reader.ProgressReader(
                 source.servers, source.prefix, self.socket_timeout)
         return found
 
 
-_STATE = {}
+_STATE = None
 _STATE_LOCK = threading.Lock()
 
 
 def _process_state():
+    global _STATE
     with _STATE_LOCK:
-        state = _STATE.get(os.getpid())
-        if state is None:
-            _STATE.clear()  # a forked worker: not its parent's readers
-            state = _STATE[os.getpid()] = _ProcessState(CONF)
-        return state
+        if _STATE is None:
+            _STATE = _ProcessState(CONF)
+        return _STATE
+
+
+def _forget_state_after_fork():
+    # A forked worker (uWSGI) opens its own connections, as the
+    # publisher does (upload.publisher): not its parent's readers.
+    global _STATE, _STATE_LOCK
+    _STATE = None
+    _STATE_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_state_after_fork)
 
 
 class Unavailable(Exception):
@@ -173,35 +181,30 @@ class UploadProgressFilter:
         return sub.get_response(self.application)
 
     def _body(self, state, image_id, image_status, backend):
-        settings = state.settings
-        if backend is not None:
-            targets = [(backend, settings.backends[backend])]
-        else:
-            targets = [(None, s) for s in settings.plain_sources[:1]]
-            targets += sorted(settings.backends.items())
         now = time.time()
-        found = {}
-        for name, source in targets:
-            found[name] = self._read(state, source, image_id, name, now)
-        first = found[targets[0][0]]
+        found = [(name, self._read(state, source, image_id, name, now))
+                 for name, source in state.settings.targets(backend)]
+        plain = [view for name, view in found if name is None]
+        # the plain keys hold the image's latest upload in any source
+        first = (max(plain, key=lambda v: v.updated_at or 0.0) if plain
+                 else found[0][1])
         body = _fields(first, image_status)
-        if backend is None and settings.backends:
+        if backend is None and state.settings.backends:
             body['backends'] = {
                 name: _fields(view, image_status)
-                for name, view in found.items()
+                for name, view in found
                 if name is not None and view.state != states.UNKNOWN}
         return body
 
     def _read(self, state, source, image_id, backend, now):
         try:
-            record = state.reader(source).get(image_id, backend)
-        except records.BadRecord as e:
-            return views.error_view(image_id, backend, states.BAD, str(e))
-        except reader_mod.MemcachedUnavailable as e:
+            return reader.record_view(
+                image_id, backend,
+                lambda: state.reader(source).get(image_id, backend),
+                now, state.stall_after)
+        except _memcache.ServerUnavailable as e:
             LOG.warning('Upload progress of %s: %s', image_id, e)
             raise Unavailable('upload progress is unavailable: %s' % e)
-        return views.view_of(image_id, backend, record, now,
-                             state.stall_after)
 
 
 def _fields(view, image_status):

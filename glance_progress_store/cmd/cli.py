@@ -21,39 +21,51 @@ can write to cannot run code in an operator's shell), shown as
 :mod:`glance_progress_store.read.views`; ``watch`` follows them
 (:mod:`glance_progress_store.cmd.watch`).
 
-``orphans`` also reads the stores' pools from that configuration and lists
-the RBD images of unfinished uploads (:mod:`glance_progress_store.ops.orphans`,
-reported by :mod:`glance_progress_store.ops.orphans_report`); it is the only
-sub-command that needs Ceph's Python bindings.
+``orphans`` also reads the stores' pools from that configuration and
+lists the RBD images of unfinished uploads
+(:mod:`glance_progress_store.ops.orphans`); it is the only sub-command
+that needs Ceph's Python bindings. ``exporter`` is the only one that
+needs prometheus_client, imported when it runs.
 
-This module only parses the command line and dispatches. Exit codes:
-:mod:`glance_progress_store.read.states` (also in ``--help``).
+This module only parses the command line and dispatches: every
+sub-command is a ``cmd_*(args)`` that returns its exit code
+(:mod:`glance_progress_store.read.states`, also in ``--help``).
 """
 
 import argparse
+import re
 import sys
 import time
 
 from glance_progress_store.cmd import exporter
-from glance_progress_store.cmd import watch as watch_mod
+from glance_progress_store.cmd import watch
 from glance_progress_store.ops import ceph_bindings
 from glance_progress_store.ops import orphans
 from glance_progress_store.ops import orphans_report
 from glance_progress_store.read import discovery
-from glance_progress_store.read import lookup as lookup_mod
+from glance_progress_store.read import lookup
 from glance_progress_store.read import sources
 from glance_progress_store.read import states
 from glance_progress_store.read import views
-# --- Sub-commands ----------------------------------------------------------
 
 
-def cmd_show(args, settings):
-    lookup = lookup_mod.Lookup(settings, args.stall_after)
-    lookup.poll()
+def _settings(args, backend=None):
+    """Where the records are: glance-api's configuration, then the
+    command line's overrides."""
+    return sources.read_settings(args.config_file, args.config_dir,
+                                 args.servers, args.prefix, backend=backend,
+                                 warn=_warn)
+
+
+def cmd_show(args):
+    records_lookup = lookup.Lookup(_settings(args, args.backend),
+                                   args.stall_after)
+    records_lookup.poll()
     shown = []
     now = time.time()
     for image_id in args.image_ids:
-        shown += lookup_mod.show_views(lookup, image_id, args.backend, now)
+        shown += lookup.show_views(records_lookup, image_id, args.backend,
+                                   now)
     if args.json:
         print('\n'.join(v.to_json() for v in shown))
     else:
@@ -61,7 +73,8 @@ def cmd_show(args, settings):
     return views.exit_code(shown)
 
 
-def cmd_list(args, settings):
+def cmd_list(args):
+    settings = _settings(args, args.backend)
     snapshot = discovery.discover(settings, since=args.since,
                                   stall_after=args.stall_after)
     found = [v for v in snapshot.views
@@ -70,8 +83,16 @@ def cmd_list(args, settings):
     if args.json:
         if found:
             print('\n'.join(v.to_json() for v in found))
-    else:
+    elif found:
         print(views.table(found))
+    elif not snapshot.unreadable:
+        print('no upload in flight' + (
+            '' if args.since is None else ', and none ended within %s'
+            % views.human_duration(args.since)))
+    elif len(snapshot.unreadable) < len(_servers(settings)):
+        print('no upload in flight on the memcached servers that answered')
+    else:
+        print('nothing could be read: no memcached server answered')
     for server, why in sorted(snapshot.unreadable.items()):
         sys.stderr.write('glance-progress: memcached %s %s: its uploads '
                          'are not listed\n' % (server, why))
@@ -81,15 +102,23 @@ def cmd_list(args, settings):
     return code
 
 
-def cmd_watch(args, settings):
-    return watch_mod.Watch(
-        settings, args.image_ids, sys.stdout, backend=args.backend,
+def _servers(settings):
+    return {server for source in settings.sources()
+            for server in source.servers}
+
+
+def cmd_watch(args):
+    return watch.Watch(
+        _settings(args, args.backend), args.image_ids, sys.stdout,
+        backend=args.backend,
         stall_after=args.stall_after, interval=args.interval,
         timeout=args.timeout, wait_start=args.wait_start).run()
 
 
-def cmd_orphans(args, settings):
-    targets = sources.orphan_targets(
+def cmd_orphans(args):
+    # orphans checks --backend itself: it needs that backend's pool
+    settings = _settings(args)
+    targets = orphans.orphan_targets(
         settings, args.config_file, args.config_dir, backend=args.backend,
         pools=args.pool, ceph_conf=args.ceph_conf, rbd_user=args.rbd_user)
     findings, counted = orphans.find_orphans(
@@ -108,7 +137,15 @@ def cmd_orphans(args, settings):
     return orphans.exit_code(findings)
 
 
-# --- Command line ----------------------------------------------------------
+def cmd_exporter(args):
+    # prometheus_client only for the exporter, not for every show
+    from glance_progress_store.cmd.exporter import server
+    return server.run(args, _settings(args, args.backend))
+
+
+def cmd_link_ceph_bindings(args):
+    return ceph_bindings.run(args)
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on usage errors, which is our 'stalled'."""
@@ -126,27 +163,34 @@ def _image_id(text):
     return text
 
 
-def _seconds(text):
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('must not be negative')
-    return value
+_DURATION = re.compile(r'\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smhd]?)\s*\Z',
+                       re.IGNORECASE | re.ASCII)
+DURATION_UNITS = {'': 1, 's': 1, 'm': 60, 'h': 3600, 'd': 86400}
+DURATION_FORMS = '90, 90s, 15m, 1.5h, 2H, 1d'
 
 
-DURATION_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
+def parse_duration(text):
+    """The one grammar of every time option: seconds, or a number with a
+    unit (s, m, h, d; either case). ValueError if it is not one."""
+    match = _DURATION.match(text or '')
+    if not match:
+        raise ValueError('not a duration: %r (e.g. %s)'
+                         % (text, DURATION_FORMS))
+    return float(match.group(1)) * DURATION_UNITS[match.group(2).lower()]
 
 
-def _duration(text):
-    """``90``, ``90s``, ``15m``, ``2h``, ``1d``: seconds."""
-    unit = DURATION_UNITS.get(text[-1:].lower())
-    try:
-        value = float(text[:-1] if unit else text) * (unit or 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            'not a duration: %r (e.g. 90s, 15m, 2h, 1d)' % text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('must not be negative')
-    return value
+def _duration(minimum=0.0):
+    """An argparse type: a duration of at least ``minimum`` seconds."""
+    def convert(text):
+        try:
+            value = parse_duration(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e))
+        if value < minimum:
+            raise argparse.ArgumentTypeError('must be at least %g s'
+                                             % minimum)
+        return value
+    return convert
 
 
 def _states(text):
@@ -160,13 +204,6 @@ def _states(text):
 
 LIST_STATES = (states.UPLOADING, states.FINALIZING, states.STALLED,
                states.STORED, states.FAILED, states.BAD)
-
-
-def _interval(text):
-    value = _seconds(text)
-    if value < 0.01:
-        raise argparse.ArgumentTypeError('must be at least 0.01')
-    return value
 
 
 def _version():
@@ -197,7 +234,7 @@ def _common_options(backend_help, stall_help):
         '--prefix', metavar='PREFIX',
         help='key prefix; overrides progress_key_prefix')
     where.add_argument('--backend', metavar='NAME', help=backend_help)
-    common.add_argument('--stall-after', type=_seconds, default=60.0,
+    common.add_argument('--stall-after', type=_duration(), default=60.0,
                         metavar='S', help=stall_help)
     return common
 
@@ -254,7 +291,9 @@ def build_parser():
         description='Show the progress of glance image uploads into\n'
                     'progress_rbd stores, as published to memcached.\n'
                     'orphans: partial uploads left in Ceph (exit codes: '
-                    'orphans --help).')
+                    'orphans --help).\n\n'
+                    'Every time option (S, DURATION) takes seconds or a '
+                    'number with a\nunit: %s.' % DURATION_FORMS)
     parser.add_argument('--version', action='version',
                         version='%(prog)s ' + _version())
     subs = parser.add_subparsers(dest='command', metavar='COMMAND')
@@ -292,12 +331,12 @@ def build_parser():
                     'the error. Lines starting with "#" are notes.')
     watch.add_argument('image_ids', nargs='+', metavar='IMAGE_ID',
                        type=_image_id)
-    watch.add_argument('--interval', type=_interval, default=1.0,
+    watch.add_argument('--interval', type=_duration(0.01), default=1.0,
                        metavar='S', help='seconds between polls (default: 1)')
-    watch.add_argument('--timeout', type=_seconds, metavar='S',
+    watch.add_argument('--timeout', type=_duration(), metavar='S',
                        help='stop after S seconds (exit 5); default: never')
     watch.add_argument(
-        '--wait-start', type=_seconds, default=30.0, metavar='S',
+        '--wait-start', type=_duration(), default=30.0, metavar='S',
         help='how long an image may have no record before it is unknown: '
              'watching may start before the upload (default: 30)')
     watch.set_defaults(func=cmd_watch)
@@ -315,7 +354,7 @@ def build_parser():
                     'A server that does not answer is named on stderr and '
                     'the\nothers are listed (exit 4).')
     listing.add_argument(
-        '--since', type=_duration, metavar='DURATION',
+        '--since', type=_duration(), metavar='DURATION',
         help='also uploads stored or failed within DURATION (90s, 15m, 2h, '
              '1d), as far as progress_index_retention keeps them')
     listing.add_argument(
@@ -344,7 +383,7 @@ def build_parser():
         help='Ceph user (without "client."); overrides rbd_store_user. '
              'Default, as glance: librados\' default')
     ceph.add_argument(
-        '--ceph-timeout', type=_interval, default=30.0, metavar='S',
+        '--ceph-timeout', type=_duration(0.01), default=30.0, metavar='S',
         help='give up on a Ceph operation after S seconds (default: 30)')
     orphan.add_argument(
         '--json', action='store_true',
@@ -352,9 +391,61 @@ def build_parser():
              'could not be checked) and line, with the fields %s'
              % ', '.join(orphans.JSON_FIELDS))
     orphan.set_defaults(func=cmd_orphans)
-    exporter.add_parser(subs, common)
-    ceph_bindings.add_parser(subs)
+    _add_exporter(subs, common)
+    _add_link_ceph_bindings(subs)
     return parser
+
+
+def _listen(text):
+    try:
+        return exporter.parse_listen(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def _add_exporter(subs, common):
+    parser = subs.add_parser(
+        'exporter', parents=[common],
+        epilog=states.exit_help(states.EXPORTER_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help='serve /metrics for Prometheus and a live page',
+        description=exporter.DESCRIPTION)
+    parser.add_argument(
+        '--listen', type=_listen,
+        default=exporter.parse_listen(exporter.DEFAULT_LISTEN),
+        metavar='HOST:PORT',
+        help='address to listen on (default: %s)' % exporter.DEFAULT_LISTEN)
+    parser.add_argument(
+        '--refresh', type=_duration(0.1), default=exporter.DEFAULT_REFRESH,
+        metavar='DURATION', help='time between reads of memcached '
+                                 '(default: %gs)' % exporter.DEFAULT_REFRESH)
+    parser.add_argument(
+        '--since', type=_duration(), default=exporter.DEFAULT_SINCE,
+        metavar='DURATION',
+        help='also list uploads stored or failed within DURATION (%s); '
+             'failures are counted from these; 0: only uploads in flight '
+             '(default: 5m)' % DURATION_FORMS)
+    parser.set_defaults(func=cmd_exporter)
+
+
+def _add_link_ceph_bindings(subs):
+    parser = subs.add_parser(
+        'link-ceph-bindings',
+        epilog=states.exit_help(states.LINK_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help='make the distribution\'s rados and rbd modules importable in '
+             'a virtual environment (glance-api\'s)',
+        description=ceph_bindings.__doc__.split('\n\n', 1)[1])
+    parser.add_argument(
+        'venv', metavar='VENV',
+        help='the virtual environment glance-api runs in (the directory '
+             'with bin/python)')
+    parser.add_argument(
+        '--dist-packages', metavar='DIR',
+        default=ceph_bindings.DIST_PACKAGES,
+        help='where the distribution installed rados and rbd (default: '
+             '%(default)s; Red Hat: /usr/lib64/python3.X/site-packages)')
+    parser.set_defaults(func=cmd_link_ceph_bindings)
 
 
 def _warn(text):
@@ -364,17 +455,9 @@ def _warn(text):
 def main(argv=None):
     """Entry point of ``glance-progress``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if hasattr(args, 'run'):  # needs no glance configuration
-        return args.run(args)
     try:
-        # orphans checks --backend itself: it needs that backend's pool
-        settings = sources.read_settings(
-            args.config_file, args.config_dir, args.servers, args.prefix,
-            backend=None if args.func is cmd_orphans else args.backend,
-            warn=_warn)
-        return args.func(args, settings)
-    except (sources.ConfigError, lookup_mod.BadServers,
-            orphans.BindingsMissing) as e:
+        return args.func(args)
+    except (sources.ConfigError, orphans.BindingsMissing) as e:
         sys.stderr.write('glance-progress: error: %s\n' % e)
         return states.EXIT_USAGE
     except KeyboardInterrupt:

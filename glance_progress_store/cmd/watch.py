@@ -12,18 +12,17 @@
 
 """``glance-progress watch``: follow uploads until each one ends.
 
-The polling (what counts as ended, how long a restarting memcached is
-given) is kept apart from the two displays: tqdm bars on a terminal, one
-stable line per change for scripts.
+What is read and what counts as ended (how long a restarting memcached
+is given, how long an image may have no record yet) is here; the loop
+and the displays are :mod:`glance_progress_store.cmd.follow`'s.
 """
 
 import dataclasses
-import os
 import time
 
-from glance_progress_store.read import lookup as lookup_mod
+from glance_progress_store.cmd import follow
+from glance_progress_store.read import lookup
 from glance_progress_store.read import states
-from glance_progress_store.read import views
 
 
 class Watch:
@@ -38,10 +37,9 @@ class Watch:
         self.interval = interval
         self.timeout = timeout
         self.wait_start = wait_start
-        self.lookup = lookup_mod.Lookup(settings, stall_after)
+        self.lookup = lookup.Lookup(settings, stall_after)
         self.out = out
         self.started = time.monotonic()
-        self.last_records = {}  # a record that vanished keeps its last state
         self.reachable = set()
         self.down_since = {}
 
@@ -67,133 +65,22 @@ class Watch:
         return rows
 
     def _read(self, image_id, backend, source, now, mono):
-        record, error = self.lookup.read(image_id, backend, source)
-        if error is not None and error.state == states.UNREACHABLE:
+        # A record that vanished keeps its last state (Lookup).
+        view = self.lookup.read(image_id, backend, source, now)
+        if view.state == states.UNREACHABLE:
             # wrong servers: give up at once; a restart: give it time
             down_for = mono - self.down_since.setdefault(source, mono)
-            return error, (source not in self.reachable or
-                           down_for >= self.stall_after)
-        if error is not None:
-            return error, True
+            return view, (source not in self.reachable or
+                          down_for >= self.stall_after)
         self.reachable.add(source)
         self.down_since.pop(source, None)
-        key = (image_id, backend, source)
-        if record is None:  # expired, or memcached restarted: keep the last
-            record = self.last_records.get(key)
-        else:
-            self.last_records[key] = record
-        view = views.view_of(image_id, backend, record, now,
-                             self.stall_after)
         return view, view.state not in states.ACTIVE
 
     def run(self):
         """Poll until every upload ended or --timeout; the exit code."""
-        deadline = (None if self.timeout is None
-                    else self.started + self.timeout)
-        display = make_display(self.out)
-        try:
-            while True:
-                rows = self.rows()
-                shown = [view for view, _ in rows]
-                display.update(shown)
-                if all(final for _, final in rows):
-                    return views.exit_code(shown)
-                pause = self.interval
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        display.message('timed out after %s'
-                                        % views.human_duration(self.timeout))
-                        return max(states.EXIT_TIMEOUT,
-                                   views.exit_code(shown))
-                    pause = min(pause, left)
-                time.sleep(pause)
-        finally:
-            display.close()
+        def poll():
+            rows = self.rows()
+            return ([view for view, _ in rows],
+                    all(final for _, final in rows))
 
-
-def make_display(out):
-    """Bars on a terminal, lines otherwise: ``update(views)``,
-    ``message(text)`` and ``close()``; ``openstack image progress show
-    --wait`` draws its progress with it too."""
-    return _Bars(out) if _is_terminal(out) else _Lines(out)
-
-
-def _is_terminal(out):
-    """A terminal with a known width: tqdm draws nothing in 0 columns
-    (a pty without a window size, as under `script` or some CI runners)."""
-    if not out.isatty():
-        return False
-    try:
-        return os.get_terminal_size(out.fileno()).columns >= 20
-    except (OSError, ValueError):
-        return False
-
-
-class _Lines:
-    """Not a terminal: a plain line whenever a record changes."""
-
-    def __init__(self, out):
-        self.out = out
-        self.shown = {}
-
-    def update(self, shown):
-        for view in shown:
-            key = (view.image_id, view.backend)
-            seen = (view.state, view.bytes, view.total, view.updated_at,
-                    view.error)
-            if self.shown.get(key) != seen:
-                self.shown[key] = seen
-                self.out.write(views.plain_line(view) + '\n')
-        self.out.flush()
-
-    def message(self, text):
-        self.out.write('# %s\n' % text)
-
-    def close(self):
-        self.out.flush()
-
-
-class _Bars:
-    """A terminal: one tqdm progress bar per upload."""
-
-    def __init__(self, out):
-        import tqdm
-        self._tqdm = tqdm.tqdm
-        self.out = out
-        self.bars = {}
-
-    def _bar(self, key, keys):
-        bar = self.bars.get(key)
-        if bar is None:
-            # an image's "waiting" bar becomes its first backend's bar
-            old = [k for k in self.bars if k[0] == key[0] and k not in keys]
-            if old:
-                bar = self.bars[key] = self.bars.pop(old[0])
-            else:
-                bar = self.bars[key] = self._tqdm(
-                    file=self.out, position=len(self.bars), leave=True,
-                    dynamic_ncols=True, bar_format='{desc}')
-        return bar
-
-    def update(self, shown):
-        keys = [(v.image_id, v.backend) for v in shown]
-        width = max(len(views.label(v)) for v in shown)
-        for key, view in zip(keys, shown):
-            bar = self._bar(key, keys)
-            info = (views.bar_info(view)
-                    .replace('{', '{{').replace('}', '}}'))
-            bar.total = view.total or None
-            if view.bytes is not None:
-                bar.n = view.bytes
-            bar.desc = views.label(view).ljust(width)
-            bar.bar_format = ('{desc} |{bar:30}| ' if bar.total
-                              else '{desc} ') + info
-            bar.refresh()
-
-    def message(self, text):
-        self._tqdm.write(text, file=self.out)
-
-    def close(self):
-        for bar in self.bars.values():
-            bar.close()
+        return follow.follow(poll, self.out, self.interval, self.timeout)

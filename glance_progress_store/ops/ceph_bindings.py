@@ -28,7 +28,6 @@ that is checked first. Running it again changes nothing; it ends by
 importing both modules with the venv's Python.
 """
 
-import argparse
 import glob
 import json
 import os
@@ -36,22 +35,12 @@ import re
 import subprocess  # nosec B404
 import sys
 
+from glance_progress_store.read import states
+
 DIST_PACKAGES = '/usr/lib/python3/dist-packages'
 MODULES = ('rados', 'rbd')
 LINK_DIR = 'ceph-bindings'
 PTH_FILE = 'ceph-bindings.pth'
-
-EXIT_FAILED = 1
-EXIT_USAGE = 64
-
-EXIT_HELP = """\
-exit codes:
-  0   rados and rbd import in the venv
-  1   they were linked but do not import (the message says why), or the
-      venv could not be written to
-  64  usage or configuration error: not a venv, no bindings in DIR, or
-      bindings built for another Python version than the venv's
-"""
 
 # Run by the venv's interpreter: what it is and where its site-packages is.
 _PROBE = """\
@@ -211,33 +200,8 @@ def run(args):
         link_ceph_bindings(args.venv, args.dist_packages)
     except LinkError as e:
         sys.stderr.write('glance-progress: error: %s\n' % e)
-        return EXIT_USAGE
-    except VerifyError as e:
+        return states.EXIT_USAGE
+    except (VerifyError, OSError, subprocess.SubprocessError) as e:
         sys.stderr.write('glance-progress: error: %s\n' % e)
-        return EXIT_FAILED
-    except (OSError, subprocess.SubprocessError) as e:
-        sys.stderr.write('glance-progress: error: %s\n' % e)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
-def add_parser(subparsers):
-    """Add ``link-ceph-bindings`` to glance-progress' sub-commands."""
-    parser = subparsers.add_parser(
-        'link-ceph-bindings', epilog=EXIT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help='make the distribution\'s rados and rbd modules importable in '
-             'a virtual environment (glance-api\'s)',
-        description=__doc__.split('\n\n', 1)[1])
-    parser.add_argument(
-        'venv', metavar='VENV',
-        help='the virtual environment glance-api runs in (the directory '
-             'with bin/python)')
-    parser.add_argument(
-        '--dist-packages', metavar='DIR', default=DIST_PACKAGES,
-        help='where the distribution installed rados and rbd (default: '
-             '%(default)s; Red Hat: /usr/lib64/python3.X/site-packages)')
-    parser.set_defaults(run=run)
-    return parser
+        return states.EXIT_FAILED
+    return states.EXIT_OK

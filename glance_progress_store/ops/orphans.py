@@ -33,7 +33,8 @@ import dataclasses
 import json
 import time
 
-from glance_progress_store.read import lookup as lookup_mod
+from glance_progress_store.read import lookup
+from glance_progress_store.read import sources
 from glance_progress_store.read import states
 
 JSON_FIELDS = ('pool', 'image', 'state', 'bytes', 'total', 'age_s',
@@ -57,13 +58,110 @@ def ceph_modules():
     return rados, rbd
 
 
-# --- Reading Ceph --------------------------------------------------------
+# The stock driver's options that say where a store's images are.
+_RBD_READ_OPTS = ('rbd_store_pool', 'rbd_store_ceph_conf', 'rbd_store_user')
+
+
+def _rbd_opts(default_none=False):
+    # The stock driver's own options, for the same defaults. Imported here,
+    # not at the top: the driver module imports Ceph's bindings.
+    from glance_store._drivers import rbd as rbd_driver
+    return sources.copy_opts(rbd_driver.Store.OPTIONS,
+                             _RBD_READ_OPTS, default_none)
+
+
+def load_pools(config_files, config_dirs):
+    """[(backend or None, {rbd option: value})] of the progress_rbd stores.
+
+    The options ``orphans`` needs (pool, ceph.conf, user), read like the
+    progress options: ``[glance_store]``, or each backend's group falling
+    back to ``[backend_defaults]``.
+    """
+    conf, names = sources.parse_config(config_files, config_dirs, _rbd_opts)
+    if not names:
+        return [(None, sources.read_values(conf, 'glance_store',
+                                           _RBD_READ_OPTS))]
+    return [(name, sources.read_values(conf, name, _RBD_READ_OPTS,
+                                       sources.SHARED_GROUP))
+            for name in names]
+
+
+def _rados_id(user):
+    # glance_store passes str(rbd_store_user): an unset user becomes the
+    # user "None"; librados' own default is what the option means.
+    return None if user in (None, '', 'None') else user
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolTarget:
+    """A pool to check for orphans, how to reach it and where its records are.
+
+    ``records_at`` lists (source, backend) pairs to read an image's record
+    from, first found wins: the backend's own keys in multi-store, the
+    plain keys otherwise. ``ceph_conf`` and ``user`` are passed to librados
+    as glance_store passes them, except that an unset user is librados'
+    default (``client.admin``, or ``CEPH_ARGS``), not the string 'None'.
+    """
+
+    pool: str
+    ceph_conf: str = ''
+    user: object = None
+    backend: object = None
+    records_at: tuple = ()
+
+    @property
+    def cluster(self):
+        return (self.ceph_conf, self.user)
+
+
+def orphan_targets(settings, config_files=None, config_dirs=None,
+                   backend=None, pools=None, ceph_conf=None, rbd_user=None):
+    """The pools to check, from the configuration and the overrides.
+
+    ``backend`` keeps that backend's pool; ``pools`` replaces the list
+    (a configured pool keeps its backend's settings, another one gets the
+    first store's and the plain keys); ``ceph_conf`` and ``rbd_user``
+    apply to every pool. Pools reached the same way are checked once.
+    """
+    configured = load_pools(*sources.config_paths(config_files, config_dirs))
+    if backend is not None:
+        if not settings.backends:
+            raise sources.ConfigError('--backend needs a multi-store '
+                                      'configuration '
+                                      '(enabled_backends)')
+        settings.source_of(backend)  # ConfigError if it is not one
+        configured = [(n, v) for n, v in configured if n == backend]
+
+    def target(name, values, pool=None):
+        conf_path = (ceph_conf if ceph_conf is not None
+                     else values['rbd_store_ceph_conf'] or '')
+        user = _rados_id(rbd_user if rbd_user is not None
+                         else values['rbd_store_user'])
+        if name is None:
+            records_at = tuple((s, None) for s in settings.plain_sources)
+        else:
+            records_at = ((settings.source_of(name), name),)
+        return PoolTarget(pool or values['rbd_store_pool'], conf_path,
+                          user, name, records_at)
+
+    targets = [target(name, values) for name, values in configured]
+    if pools:
+        known = {}
+        for item in targets:
+            known.setdefault(item.pool, item)
+        targets = [known.get(pool) or target(None, configured[0][1], pool)
+                   for pool in pools]
+    unique = {}
+    for item in targets:
+        unique.setdefault((item.pool,) + item.cluster, item)
+    return list(unique.values())
+
 
 @dataclasses.dataclass(frozen=True)
 class Partial:
     """An RBD image without the protected snapshot of a finished upload."""
 
-    target: object  # a PoolTarget
+    target: 'PoolTarget'
     name: str
     created_at: object  # epoch seconds, None if Ceph does not say
     snapshots: tuple  # names of its snapshots (an unprotected 'snap'...)
@@ -71,7 +169,7 @@ class Partial:
 
 @dataclasses.dataclass(frozen=True)
 class PoolProblem:
-    target: object  # a PoolTarget
+    target: 'PoolTarget'
     state: str  # states.UNREACHABLE or states.NO_POOL
     message: str
 
@@ -182,8 +280,6 @@ def _created_at(image):
     return float(calendar.timegm(stamp.utctimetuple()))
 
 
-# --- Classifying ---------------------------------------------------------
-
 @dataclasses.dataclass(frozen=True)
 class Finding:
     """One line of the report: an unfinished image, or a pool problem."""
@@ -249,16 +345,16 @@ def pool_finding(problem):
                    target=problem.target)
 
 
-# --- Checking ------------------------------------------------------------
-
-def orphan_finding(lookup, partial, now, stall_after):
+def orphan_finding(records_lookup, partial, now, stall_after):
     """Classify an unfinished image with the first record found for it."""
     error = None
     for source, backend in partial.target.records_at:
-        record, problem = lookup.read(partial.name, backend, source)
-        if record is not None:
-            return classify(partial, record, now, stall_after)
-        error = error or problem
+        view = records_lookup.read(partial.name, backend, source, now)
+        if view.error is None and view.state != states.UNKNOWN:
+            return classify(partial, records_lookup.record(
+                partial.name, backend, source), now, stall_after)
+        if view.error is not None:
+            error = error or view
     if error is not None:
         return classify(partial, None, now, stall_after,
                         error_state=error.state, error=error.error)
@@ -278,11 +374,13 @@ def find_orphans(targets, settings, stall_after, ceph_timeout):
             partial += result[1]
         if not partial:
             return findings, counted
-        lookup = lookup_mod.Lookup(settings, stall_after)
-        lookup.poll()  # memcached is only needed when something is partial
+        records_lookup = lookup.Lookup(settings, stall_after)
+        # memcached is only needed when something is partial
+        records_lookup.poll()
         now = time.time()
         for image in partial:
-            finding = orphan_finding(lookup, image, now, stall_after)
+            finding = orphan_finding(records_lookup, image, now,
+                                     stall_after)
             # "stored": it may have got its snapshot since it was listed
             if (finding.record_state != states.STORED or
                     ceph.still_partial(image)):

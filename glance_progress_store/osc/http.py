@@ -24,11 +24,11 @@ import urllib.parse
 from keystoneauth1 import exceptions as ksa_exc
 from osc_lib import exceptions
 
-# The header of every answer of the endpoint (middleware.HEADER); the
-# middleware module imports glance's dependencies, so it is not imported.
-HEADER = 'OpenStack-Upload-Progress'
-# The image statuses of an upload in flight (glance's image states).
-IN_FLIGHT = ('saving', 'importing', 'uploading')
+from glance_progress_store import records
+
+# glance's image statuses while data is on its way into a store (not this
+# package's states: glance's own).
+UPLOADING_IMAGE_STATUSES = ('saving', 'importing', 'uploading')
 _VERSIONED = re.compile(r'/v2(\.\d+)?/*\Z')
 _UUID = re.compile(r'\A[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}\Z',
                    re.IGNORECASE)
@@ -95,7 +95,7 @@ class ProgressClient:
         response = self._get('/v2/images/%s/progress'
                              % urllib.parse.quote(image_id, safe=''),
                              params)
-        if HEADER not in response.headers:
+        if records.HEADER not in response.headers:
             raise exceptions.CommandError(
                 'glance at %s does not serve upload progress (HTTP %d to '
                 'GET /v2/images/%s/progress): the upload_progress filter of '

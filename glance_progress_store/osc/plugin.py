@@ -18,12 +18,12 @@ the client of the commands lazily, the first time one of them runs.
 
 from osc_lib import utils
 
-from glance_progress_store.osc import client as client_mod
+from glance_progress_store.osc import http
 
 API_NAME = 'image_progress'
 API_VERSION_OPTION = 'os_image_progress_api_version'
 DEFAULT_API_VERSION = '1'
-API_VERSIONS = {'1': 'glance_progress_store.osc.client.ProgressClient'}
+API_VERSIONS = {'1': 'glance_progress_store.osc.http.ProgressClient'}
 
 
 def make_client(instance):
@@ -36,7 +36,7 @@ def make_client(instance):
     endpoint = instance.get_endpoint_for_service_type(
         'image', region_name=instance.region_name,
         interface=instance.interface)
-    return client_mod.ProgressClient(instance.session, endpoint)
+    return http.ProgressClient(instance.session, endpoint)
 
 
 def build_option_parser(parser):

@@ -18,14 +18,13 @@ image status to tell an upload yet to start from one that never will.
 """
 
 import dataclasses
-import time
 
-from glance_progress_store.cmd import watch
-from glance_progress_store.osc import client as client_mod
+from glance_progress_store.cmd import follow
+from glance_progress_store.osc import http
 from glance_progress_store.read import states
 from glance_progress_store.read import views
 # What is shown while an image has no record but may still get one.
-_MAY_START = ('queued',) + client_mod.IN_FLIGHT
+_MAY_START = ('queued',) + http.UPLOADING_IMAGE_STATUSES
 
 # (code, meaning) of ``show --wait``: glance-progress watch's codes.
 WAIT_CODES = (
@@ -55,24 +54,16 @@ def shown(body):
     return found
 
 
-def follow(client, image_id, out, backend=None, interval=2.0, timeout=None):
+def until_final(client, image_id, out, backend=None, interval=2.0,
+                timeout=None):
     """Poll until every view is final or `timeout`; (last body, code)."""
-    display = watch.make_display(out)
-    started = time.monotonic()
-    try:
-        while True:
-            body = client.progress(image_id, backend)
-            now = shown(body)
-            display.update(now)
-            if all(v.state not in states.ACTIVE + (states.WAITING,)
-                   for v in now):
-                return body, views.exit_code(now)
-            left = None if timeout is None else (
-                started + timeout - time.monotonic())
-            if left is not None and left <= 0:
-                display.message('timed out after %s'
-                                % views.human_duration(timeout))
-                return body, max(states.EXIT_TIMEOUT, views.exit_code(now))
-            time.sleep(interval if left is None else min(interval, left))
-    finally:
-        display.close()
+    last = {}
+
+    def poll():
+        body = last['body'] = client.progress(image_id, backend)
+        now = shown(body)
+        return now, all(v.state not in states.ACTIVE + (states.WAITING,)
+                        for v in now)
+
+    code = follow.follow(poll, out, interval, timeout)
+    return last['body'], code

@@ -25,13 +25,10 @@ import dataclasses
 import time
 
 from glance_progress_store import _memcache
-from glance_progress_store.read import reader as reader_mod
+from glance_progress_store.read import reader
 from glance_progress_store.read import states
 from glance_progress_store.read import views
 from glance_progress_store import records
-
-IN_FLIGHT = states.ACTIVE + (states.STALLED,)
-ENDED = (states.STORED, states.FAILED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,30 +63,11 @@ def _server_uploads(connection, prefix, since, now):
     return list(pairs)
 
 
-def _view(image_id, backend, key, value, now, stall_after):
-    if value is None:
-        return None  # expired: the index outlived the record
-    try:
-        record = records.ProgressRecord.from_json(reader_mod.text_value(
-            key, value, reader_mod.MAX_STATUS_LENGTH))
-    except records.BadRecord as e:
-        return views.error_view(image_id, backend, states.BAD, str(e))
-    return views.view_of(image_id, backend, record, now, stall_after)
-
-
 def _wanted(view, since, now):
-    if view.state in IN_FLIGHT or view.state == states.BAD:
+    if view.state in states.IN_FLIGHT or view.state == states.BAD:
         return True
-    return (since is not None and view.state in ENDED and
+    return (since is not None and view.state in states.ENDED and
             now - view.updated_at <= since)
-
-
-def order(found):
-    """Stalled, failed and bad first, then the oldest upload first."""
-    first = (states.STALLED, states.FAILED, states.BAD)
-    return sorted(found, key=lambda v: (
-        v.state not in first, v.started_at or 0.0, v.image_id,
-        v.backend or ''))
 
 
 def discover(settings, since=None, stall_after=60.0, socket_timeout=3.0,
@@ -118,8 +96,13 @@ def discover(settings, since=None, stall_after=60.0, socket_timeout=3.0,
             finally:
                 connection.close()
             for (image_id, backend), key in zip(pairs, status_keys):
-                view = _view(image_id, backend, key, values.get(key), now,
-                             stall_after)
-                if view is not None and _wanted(view, since, now):
+                if key not in values:
+                    continue  # expired: the index outlived the record
+                view = reader.record_view(
+                    image_id, backend,
+                    lambda: reader.parse_status(key, values[key]), now,
+                    stall_after)
+                if _wanted(view, since, now):
                     found[(source, image_id, backend)] = view
-    return Snapshot(now, tuple(order(found.values())), unreadable)
+    return Snapshot(now, tuple(views.operator_order(found.values())),
+                    unreadable)

@@ -17,68 +17,73 @@ that an unreachable memcached or a value this package did not write is
 reported the same way by each, as a view instead of an exception.
 """
 
-from glance_progress_store.read import reader as reader_mod
+from glance_progress_store import _memcache
+from glance_progress_store.read import reader
 from glance_progress_store.read import states
 from glance_progress_store.read import views
-from glance_progress_store import records
-
-
-class BadServers(Exception):
-    """python-memcached cannot use a server address: a usage error."""
 
 
 class Lookup:
-    """Reads views of records; one reader per source, checked every poll."""
+    """Reads views of records; one reader per source, checked every poll.
+
+    A record that vanishes (expired, or memcached restarted) keeps the
+    last state this lookup read of it, so a long watch does not turn an
+    upload it saw into ``unknown``.
+    """
 
     def __init__(self, settings, stall_after):
         self.settings = settings
         self.stall_after = stall_after
         self._readers = {}
+        self._last = {}  # (image id, backend, source) -> last record read
         self.down = {}  # source -> why it is unreachable, this poll
 
     def poll(self):
         """Check every source once; unanswered ones are reported, not read."""
         self.down = {}
         for source in self.settings.sources():
-            reader = self._readers.get(source)
-            if reader is None:
-                reader = self._readers[source] = self._reader(source)
+            found = self._readers.get(source)
+            if found is None:
+                found = self._readers[source] = reader.ProgressReader(
+                    source.servers, source.prefix)
             try:
-                reader.check_servers()
-            except reader_mod.MemcachedUnavailable as e:
+                found.check_servers()
+            except _memcache.ServerUnavailable as e:
                 self.down[source] = str(e)
-
-    @staticmethod
-    def _reader(source):
-        try:
-            return reader_mod.ProgressReader(source.servers, source.prefix)
-        except ValueError as e:  # e.g. "[::1]:11211": not the grammar
-            raise BadServers('memcached servers %s: %s'
-                             % (','.join(source.servers), e)) from e
 
     def targets(self, backend):
         """(backend, source) pairs to read: all of them without --backend."""
-        if backend is not None:
-            return [(backend, self.settings.source_of(backend))]
-        pairs = [(None, s) for s in self.settings.plain_sources]
-        pairs += [(b, s) for b, s in self.settings.backends.items()
-                  if s not in self.down]  # the plain pair reports it
-        return pairs
+        return [(name, source) for name, source in
+                self.settings.targets(backend)
+                # the plain pair reports a source that is down
+                if name is None or backend is not None or
+                source not in self.down]
 
-    def read(self, image_id, backend, source):
-        """(record or None, error view or None)."""
+    def read(self, image_id, backend, source, now):
+        """The view of one record; unreachable and bad ones included."""
         if source not in self.down:
+            key = (image_id, backend, source)
+
+            def read():
+                record = self._readers[source].get(image_id, backend)
+                if record is None:
+                    return self._last.get(key)
+                self._last[key] = record
+                return record
+
             try:
-                return self._readers[source].get(image_id, backend), None
-            except records.BadRecord as e:
-                return None, views.error_view(image_id, backend, states.BAD,
-                                              str(e))
-            except reader_mod.MemcachedUnavailable as e:
+                return reader.record_view(image_id, backend, read, now,
+                                          self.stall_after)
+            except _memcache.ServerUnavailable as e:
                 # it answered the poll, then stopped: down for this poll
                 self.down[source] = str(e)
-        return None, views.error_view(
+        return views.error_view(
             image_id, backend, states.UNREACHABLE, '%s (check '
             'progress_memcached_servers or --servers)' % self.down[source])
+
+    def record(self, image_id, backend, source):
+        """The record behind the last view read of it, or None."""
+        return self._last.get((image_id, backend, source))
 
 
 def show_views(lookup, image_id, backend, now):
@@ -87,11 +92,8 @@ def show_views(lookup, image_id, backend, now):
     Without --backend, a missing record only shows (as unknown) when
     nothing at all is known of the image.
     """
-    found = []
-    for name, source in lookup.targets(backend):
-        record, error = lookup.read(image_id, name, source)
-        if error is not None or record is not None or backend is not None:
-            found.append(error or views.view_of(
-                image_id, name, record, now, lookup.stall_after))
+    found = [view for name, source in lookup.targets(backend)
+             for view in [lookup.read(image_id, name, source, now)]
+             if view.state != states.UNKNOWN or backend is not None]
     return found or [views.view_of(image_id, None, None, now,
                                    lookup.stall_after)]

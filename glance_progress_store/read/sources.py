@@ -33,7 +33,6 @@ from oslo_config import cfg
 
 from glance_progress_store import _memcache
 from glance_progress_store import options
-from glance_progress_store.read import states
 from glance_progress_store import records
 
 LOG = logging.getLogger(__name__)
@@ -42,11 +41,10 @@ DEFAULT_CONFIG_FILE = '/etc/glance/glance-api.conf'
 DEFAULT_CONFIG_DIR = '/etc/glance/glance-api.conf.d'
 SHARED_GROUP = 'backend_defaults'  # glance_store's shared backend options
 _READ_OPTS = ('progress_memcached_servers', 'progress_key_prefix')
-_RBD_READ_OPTS = ('rbd_store_pool', 'rbd_store_ceph_conf', 'rbd_store_user')
 # The single-store options that say whether uploads reach progress_rbd;
 # no default here, so that an unset one is not reported.
 _STORE_OPTS = (cfg.ListOpt('stores'), cfg.StrOpt('default_store'))
-_SCHEMES = ('rbd', states.SCHEME)  # the schemes progress_rbd registers
+_SCHEMES = ('rbd', records.SCHEME)  # the schemes progress_rbd registers
 
 
 def _log_warning(text):
@@ -83,13 +81,24 @@ class Settings:
                 % (backend, ', '.join(sorted(self.backends))))
         return self.backends[backend]
 
+    def targets(self, backend=None):
+        """(backend, source) pairs where an image's records are.
+
+        With ``backend``, that backend's keys; without, the plain keys in
+        every source they may be in, then every backend's keys.
+        """
+        if backend is not None:
+            return [(backend, self.source_of(backend))]
+        return ([(None, s) for s in self.plain_sources] +
+                list(self.backends.items()))
+
     def sources(self):
         """Every source once: the plain keys' first, then the backends'."""
         return _unique(list(self.plain_sources) +
                        list(self.backends.values()))
 
 
-def _copies(opts, names, default_none):
+def copy_opts(opts, names, default_none):
     opts = [copy.deepcopy(o) for o in opts if o.name in names]
     if default_none:  # as glance_store does: None means "not set here"
         for opt in opts:
@@ -98,14 +107,7 @@ def _copies(opts, names, default_none):
 
 
 def _progress_opts(default_none=False):
-    return _copies(options.PROGRESS_OPTS, _READ_OPTS, default_none)
-
-
-def _rbd_opts(default_none=False):
-    # The stock driver's own options, for the same defaults. Imported here,
-    # not at the top: the driver module imports Ceph's bindings.
-    from glance_store._drivers import rbd as rbd_driver
-    return _copies(rbd_driver.Store.OPTIONS, _RBD_READ_OPTS, default_none)
+    return copy_opts(options.PROGRESS_OPTS, _READ_OPTS, default_none)
 
 
 def _checked_source(servers, prefix, where):
@@ -120,7 +122,7 @@ def _checked_source(servers, prefix, where):
     return Source(servers, prefix)
 
 
-def _read_values(conf, group, names, fallback=None):
+def read_values(conf, group, names, fallback=None):
     values = {}
     for name in names:
         try:
@@ -134,7 +136,7 @@ def _read_values(conf, group, names, fallback=None):
 
 
 def _read_group(conf, group, fallback=None):
-    values = _read_values(conf, group, _READ_OPTS, fallback)
+    values = read_values(conf, group, _READ_OPTS, fallback)
     return _checked_source(values['progress_memcached_servers'],
                            values['progress_key_prefix'], '[%s]' % group)
 
@@ -147,7 +149,7 @@ def default_config():
     return files, dirs
 
 
-def _parse_config(config_files, config_dirs, opts, warn=None):
+def parse_config(config_files, config_dirs, opts, warn=None):
     """(parsed configuration, its progress_rbd backends, sorted).
 
     ``opts(default_none)`` makes the options to read; they are registered
@@ -172,7 +174,7 @@ def _parse_config(config_files, config_dirs, opts, warn=None):
     except (cfg.Error, ValueError, OSError) as e:
         raise ConfigError('cannot read the configuration: %s' % e)
     backends = [name for name, kind in sorted(enabled.items())
-                if kind.strip() == states.SCHEME]
+                if kind.strip() == records.SCHEME]
     for name in backends:
         conf.register_opts(opts(default_none=True), group=name)
     if warn is not None:
@@ -186,19 +188,19 @@ def _store_problems(conf, enabled, backends):
     if enabled:
         if not backends:
             yield ('enabled_backends has no %s backend; reading '
-                   '[glance_store]' % states.SCHEME)
+                   '[glance_store]' % records.SCHEME)
         return
     stores = conf.glance_store.stores
-    if stores is not None and states.SCHEME not in stores:
+    if stores is not None and records.SCHEME not in stores:
         yield ('[glance_store] stores = %s does not list %s: glance-api '
                'does not load it; reading [glance_store] anyway'
-               % (', '.join(stores), states.SCHEME))
+               % (', '.join(stores), records.SCHEME))
     default = conf.glance_store.default_store
     if default is not None and default not in _SCHEMES:
         yield ('[glance_store] default_store = %s: uploads go to another '
                'store, which publishes no progress (%s uses %s); reading '
                '[glance_store] anyway'
-               % (default, states.SCHEME, ' or '.join(_SCHEMES)))
+               % (default, records.SCHEME, ' or '.join(_SCHEMES)))
 
 
 def load_settings(config_files, config_dirs, backend=None,
@@ -213,8 +215,8 @@ def load_settings(config_files, config_dirs, backend=None,
     (any more): it is warned about, and read as if it were, so that the
     keys of a backend just removed from the configuration can be read.
     """
-    conf, names = _parse_config(config_files, config_dirs, _progress_opts,
-                                warn)
+    conf, names = parse_config(config_files, config_dirs, _progress_opts,
+                               warn)
     if not names:
         if backend is not None:
             warn('--backend %s: single-store configuration (no '
@@ -228,25 +230,11 @@ def load_settings(config_files, config_dirs, backend=None,
     if backend is not None and backend not in backends:
         warn('backend %r is not a %s backend in enabled_backends (known: '
              '%s); reading its keys as [%s] or [%s] say'
-             % (backend, states.SCHEME, ', '.join(names), backend,
+             % (backend, records.SCHEME, ', '.join(names), backend,
                 SHARED_GROUP))
         conf.register_opts(_progress_opts(default_none=True), group=backend)
         backends[backend] = _read_group(conf, backend, fallback=SHARED_GROUP)
     return Settings(plain, backends)
-
-
-def load_pools(config_files, config_dirs):
-    """[(backend or None, {rbd option: value})] of the progress_rbd stores.
-
-    The options ``orphans`` needs (pool, ceph.conf, user), read like the
-    progress options: ``[glance_store]``, or each backend's group falling
-    back to ``[backend_defaults]``.
-    """
-    conf, names = _parse_config(config_files, config_dirs, _rbd_opts)
-    if not names:
-        return [(None, _read_values(conf, 'glance_store', _RBD_READ_OPTS))]
-    return [(name, _read_values(conf, name, _RBD_READ_OPTS, SHARED_GROUP))
-            for name in names]
 
 
 def _unique(sources):
@@ -279,73 +267,3 @@ def read_settings(config_files=None, config_dirs=None, servers=None,
     settings = load_settings(*config_paths(config_files, config_dirs),
                              backend=backend, warn=warn)
     return apply_overrides(settings, servers, prefix)
-
-
-def _rados_id(user):
-    # glance_store passes str(rbd_store_user): an unset user becomes the
-    # user "None"; librados' own default is what the option means.
-    return None if user in (None, '', 'None') else user
-
-
-@dataclasses.dataclass(frozen=True)
-class PoolTarget:
-    """A pool to check for orphans, how to reach it and where its records are.
-
-    ``records_at`` lists (source, backend) pairs to read an image's record
-    from, first found wins: the backend's own keys in multi-store, the
-    plain keys otherwise. ``ceph_conf`` and ``user`` are passed to librados
-    as glance_store passes them, except that an unset user is librados'
-    default (``client.admin``, or ``CEPH_ARGS``), not the string 'None'.
-    """
-
-    pool: str
-    ceph_conf: str = ''
-    user: object = None
-    backend: object = None
-    records_at: tuple = ()
-
-    @property
-    def cluster(self):
-        return (self.ceph_conf, self.user)
-
-
-def orphan_targets(settings, config_files=None, config_dirs=None,
-                   backend=None, pools=None, ceph_conf=None, rbd_user=None):
-    """The pools to check, from the configuration and the overrides.
-
-    ``backend`` keeps that backend's pool; ``pools`` replaces the list
-    (a configured pool keeps its backend's settings, another one gets the
-    first store's and the plain keys); ``ceph_conf`` and ``rbd_user``
-    apply to every pool. Pools reached the same way are checked once.
-    """
-    configured = load_pools(*config_paths(config_files, config_dirs))
-    if backend is not None:
-        if not settings.backends:
-            raise ConfigError('--backend needs a multi-store configuration '
-                              '(enabled_backends)')
-        settings.source_of(backend)  # ConfigError if it is not one
-        configured = [(n, v) for n, v in configured if n == backend]
-
-    def target(name, values, pool=None):
-        conf_path = (ceph_conf if ceph_conf is not None
-                     else values['rbd_store_ceph_conf'] or '')
-        user = _rados_id(rbd_user if rbd_user is not None
-                         else values['rbd_store_user'])
-        if name is None:
-            records_at = tuple((s, None) for s in settings.plain_sources)
-        else:
-            records_at = ((settings.source_of(name), name),)
-        return PoolTarget(pool or values['rbd_store_pool'], conf_path,
-                          user, name, records_at)
-
-    targets = [target(name, values) for name, values in configured]
-    if pools:
-        known = {}
-        for item in targets:
-            known.setdefault(item.pool, item)
-        targets = [known.get(pool) or target(None, configured[0][1], pool)
-                   for pool in pools]
-    unique = {}
-    for item in targets:
-        unique.setdefault((item.pool,) + item.cluster, item)
-    return list(unique.values())

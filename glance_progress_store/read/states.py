@@ -18,14 +18,14 @@ is written here only, and the ``--help`` texts are made from them.
 
 from glance_progress_store import records
 
-SCHEME = 'progress_rbd'  # the driver's name in stores and enabled_backends
-
 # What a record says (the store writes these: see records).
 UPLOADING = records.UPLOADING
 FINALIZING = records.FINALIZING
 STORED = records.STORED
 FAILED = records.FAILED
-ACTIVE = (UPLOADING, FINALIZING)
+ACTIVE = records.ACTIVE  # not ended
+ENDED = (STORED, FAILED)
+REASONS = records.REASONS  # why a failed upload failed
 
 # What the readers make of a record, or of its absence.
 STALLED = 'stalled'  # active, but not updated for --stall-after seconds
@@ -33,6 +33,14 @@ UNKNOWN = 'unknown'  # no record
 BAD = 'bad'  # a value this package did not write
 UNREACHABLE = 'unreachable'  # memcached (or, for orphans, Ceph)
 WAITING = 'waiting'  # watch only: no record yet, within --wait-start
+
+#: An upload that has not ended, as the fleet view counts it.
+IN_FLIGHT = ACTIVE + (STALLED,)
+#: The order of ``glance-progress list`` and the exporter's page: what
+#: needs an operator first (a stalled upload can still be saved), then
+#: what is moving, then what ended well.
+OPERATOR_ORDER = (STALLED, FAILED, BAD, UNKNOWN, UPLOADING, FINALIZING,
+                  STORED)
 
 # What an unfinished RBD image is (orphans); STALLED, FAILED, BAD and
 # UNREACHABLE mean the same there.
@@ -79,6 +87,21 @@ ORPHANS_CODES = (
     (EXIT_UNREACHABLE, 'Ceph or memcached %s' % UNREACHABLE),
     (EXIT_USAGE, 'usage or configuration error (a missing pool, no Ceph '
      'bindings)'),
+    _INTERRUPTED,
+)
+
+EXPORTER_CODES = (
+    (EXIT_OK, 'stopped by SIGTERM'),
+    (EXIT_UNREACHABLE, 'cannot listen: address in use or not assignable'),
+    (EXIT_USAGE, 'usage or configuration error (a bad --listen)'),
+    _INTERRUPTED,
+)
+LINK_CODES = (
+    (EXIT_OK, 'rados and rbd import in the venv'),
+    (EXIT_FAILED, 'they were linked but do not import (the message says '
+     'why), or the venv could not be written to'),
+    (EXIT_USAGE, 'usage or configuration error: not a venv, no bindings in '
+     'DIR, or bindings built for another Python version than the venv\'s'),
     _INTERRUPTED,
 )
 

@@ -189,6 +189,15 @@ def bar_info(view):
     return '  '.join(parts)
 
 
+def operator_order(found):
+    """The views in :data:`states.OPERATOR_ORDER`, the oldest upload first
+    within a state: what ``list`` and the exporter's page show."""
+    rank = {state: n for n, state in enumerate(states.OPERATOR_ORDER)}
+    return sorted(found, key=lambda v: (
+        rank.get(v.state, len(rank)), v.started_at or 0.0, v.image_id,
+        v.backend or ''))
+
+
 def exit_code(views):
     codes = [states.STATE_EXIT_CODES.get(v.state, states.EXIT_OK)
              for v in views]

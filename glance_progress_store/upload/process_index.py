@@ -80,9 +80,6 @@ class ProcessIndex:
         return records.index_value(socket.gethostname(), os.getpid(), now,
                                    entries)
 
-    def __len__(self):
-        return len(self._entries)
-
 
 def _registry_entries(value):
     if value is None:

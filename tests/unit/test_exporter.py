@@ -20,8 +20,11 @@ from prometheus_client import parser as prom_parser
 from prometheus_client import registry as prom_registry
 import pytest
 
+from glance_progress_store.cmd import cli
 from glance_progress_store.cmd import exporter
+from glance_progress_store.cmd.exporter import metrics
 from glance_progress_store.cmd.exporter import page
+from glance_progress_store.cmd.exporter import refresher
 from glance_progress_store.read import discovery
 from glance_progress_store.read import views
 
@@ -44,7 +47,7 @@ def snapshot(*views_, unreadable=None, taken_at=NOW):
 def scrape(status, now=NOW):
     """The text a scrape returns, parsed back by prometheus_client."""
     reg = prom_registry.CollectorRegistry(auto_describe=False)
-    reg.register(exporter.SnapshotCollector(
+    reg.register(metrics.SnapshotCollector(
         type('R', (), {'status': status})(), clock=lambda: now))
     text = exposition.generate_latest(reg).decode()
     return text, {f.name: f for f in
@@ -57,7 +60,7 @@ def samples(family, name=None):
 
 
 def test_in_flight_stalled_and_per_upload_families():
-    status = exporter.Status(SERVERS, ('',), snapshot(
+    status = refresher.Status(SERVERS, ('',), snapshot(
         view('a', 'uploading', bytes=40, total=100, age=0.5),
         view('b', 'stalled', bytes=7, total=0, age=90.0),
         view('c', 'finalizing', bytes=100, total=100),
@@ -91,7 +94,7 @@ def test_in_flight_stalled_and_per_upload_families():
 
 
 def test_every_backend_has_its_zeros_and_labels_are_backend_names():
-    status = exporter.Status(SERVERS, ('fast', 'slow'), snapshot(
+    status = refresher.Status(SERVERS, ('fast', 'slow'), snapshot(
         view('a', 'uploading', backend='fast')))
     _, families = scrape(status)
     in_flight = samples(families['glance_progress_uploads_in_flight'])
@@ -103,7 +106,7 @@ def test_every_backend_has_its_zeros_and_labels_are_backend_names():
 
 
 def test_no_upload_no_per_image_series():
-    _, families = scrape(exporter.Status(SERVERS, ('',), snapshot()))
+    _, families = scrape(refresher.Status(SERVERS, ('',), snapshot()))
     for name in ('glance_progress_upload_stored_bytes',
                  'glance_progress_upload_total_bytes',
                  'glance_progress_upload_last_update_age_seconds',
@@ -114,7 +117,7 @@ def test_no_upload_no_per_image_series():
 
 
 def test_one_series_per_upload_the_latest_record_wins():
-    status = exporter.Status(SERVERS, ('',), snapshot(
+    status = refresher.Status(SERVERS, ('',), snapshot(
         view('a', 'uploading', bytes=10, age=5.0),
         view('a', 'uploading', bytes=20, age=1.0)))
     _, families = scrape(status)
@@ -123,7 +126,7 @@ def test_one_series_per_upload_the_latest_record_wins():
 
 
 def test_unreadable_server_is_down_and_still_listed():
-    status = exporter.Status(SERVERS, ('',), snapshot(
+    status = refresher.Status(SERVERS, ('',), snapshot(
         unreadable={SERVERS[1]: 'timed out'}))
     _, families = scrape(status)
     assert samples(families['glance_progress_memcached_up']) == {
@@ -131,7 +134,7 @@ def test_unreadable_server_is_down_and_still_listed():
 
 
 def test_before_the_first_read_every_server_is_down():
-    _, families = scrape(exporter.Status(SERVERS, ('',)))
+    _, families = scrape(refresher.Status(SERVERS, ('',)))
     assert set(samples(families['glance_progress_memcached_up']).values()) \
         == {0}
     assert 'glance_progress_refresh_age_seconds' not in families
@@ -139,7 +142,7 @@ def test_before_the_first_read_every_server_is_down():
 
 def test_labels_from_memcached_are_escaped():
     hostile = 'x"} 1\nglance_progress_fake 2 #'
-    status = exporter.Status(SERVERS, ('',), snapshot(
+    status = refresher.Status(SERVERS, ('',), snapshot(
         view(hostile, 'uploading')))
     _, families = scrape(status)
     assert 'glance_progress_fake' not in families
@@ -155,15 +158,15 @@ def test_failures_counted_once_when_first_seen():
         snapshot(view('a', 'failed', reason='storage_full'),
                  view('a', 'failed', reason='storage_full', started=50.0)),
     ]
-    refresher = exporter.Refresher(lambda: reads.pop(0), SERVERS, ('',),
-                                   interval=1, since=300)
-    refresher.refresh()
-    assert refresher.status.failures == {('', 'storage_full'): 1}
-    refresher.refresh()
-    refresher.refresh()  # a's retry failed too: a new record
-    assert refresher.status.failures == {('', 'storage_full'): 2,
-                                         ('x', 'other'): 1}
-    _, families = scrape(refresher.status)
+    reader = refresher.Refresher(lambda: reads.pop(0), SERVERS, ('',),
+                                 interval=1, since=300)
+    reader.refresh()
+    assert reader.status.failures == {('', 'storage_full'): 1}
+    reader.refresh()
+    reader.refresh()  # a's retry failed too: a new record
+    assert reader.status.failures == {('', 'storage_full'): 2,
+                                      ('x', 'other'): 1}
+    _, families = scrape(reader.status)
     assert families['glance_progress_upload_failures'].type == 'counter'
     assert samples(families['glance_progress_upload_failures'],
                    'glance_progress_upload_failures_total') == {
@@ -175,11 +178,11 @@ def test_a_failed_read_keeps_the_last_snapshot_and_is_counted():
     def read():
         raise OSError('boom')
 
-    refresher = exporter.Refresher(read, SERVERS, ('',), 1, None)
-    refresher.status = exporter.Status(SERVERS, ('',), snapshot(
+    reader = refresher.Refresher(read, SERVERS, ('',), 1, None)
+    reader.status = refresher.Status(SERVERS, ('',), snapshot(
         view('a', 'uploading')), refreshes=1)
-    refresher.refresh()
-    status = refresher.status
+    reader.refresh()
+    status = reader.status
     assert (status.refreshes, status.refresh_errors) == (1, 1)
     assert status.refresh_error == 'OSError: boom'
     assert len(status.snapshot.views) == 1
@@ -188,13 +191,23 @@ def test_a_failed_read_keeps_the_last_snapshot_and_is_counted():
         == {0}
 
 
-def test_uploads_document_sorts_what_needs_an_operator_first():
-    status = exporter.Status(SERVERS, ('',), snapshot(
-        view('u', 'uploading'), view('s', 'stored'), view('t', 'stalled'),
-        view('f', 'failed', reason='source_error'),
-        unreadable={SERVERS[1]: 'refused'}))
-    doc = json.loads(json.dumps(exporter.uploads_document(status, NOW + 1)))
-    assert [v['image_id'] for v in doc['views']] == ['f', 't', 'u', 's']
+def test_list_and_the_page_show_one_order_what_needs_an_operator_first():
+    # list prints discovery's snapshot as it is; so does the page: before,
+    # the page sorted failed first and list stalled first.
+    found = [view('u', 'uploading'), view('s', 'stored'),
+             view('t', 'stalled'), view('f', 'failed', reason='source_error'),
+             view('b', 'bad', bytes=None, total=None),
+             view('o', 'uploading', started=500.0)]
+    ordered = views.operator_order(found)
+    assert [v.image_id for v in ordered] == ['t', 'f', 'b', 'o', 'u', 's']
+    status = refresher.Status(SERVERS, ('',), snapshot(
+        *ordered, unreadable={SERVERS[1]: 'refused'}))
+    doc = json.loads(json.dumps(page.uploads_document(status, NOW + 1,
+                                                      since=300)))
+    assert [v['image_id'] for v in doc['views']] == [
+        v.image_id for v in ordered]
+    assert views.table(ordered).splitlines()[1].startswith('t ')
+    assert doc['since_s'] == 300
     assert list(doc['views'][0]) == list(views.View.__dataclass_fields__)
     assert (doc['taken_at'], doc['now']) == (NOW, NOW + 1)
     assert doc['unreadable'] == {SERVERS[1]: 'refused'}
@@ -216,11 +229,31 @@ def test_parse_listen_refuses(text):
         exporter.parse_listen(text)
 
 
-@pytest.mark.parametrize('text, seconds', [
-    ('300', 300), ('45s', 45), ('10m', 600), ('2h', 7200), ('1d', 86400),
-    ('0', 0), ('1.5m', 90)])
+DURATIONS = [('300', 300), ('45s', 45), ('10m', 600), ('2h', 7200),
+             ('2H', 7200), ('1d', 86400), ('0', 0), ('1.5m', 90),
+             ('.5h', 1800), (' 90S ', 90), ('3.', 3)]
+NOT_DURATIONS = ['', 'soon', '1e3', '-1', 'nan', 'inf', '5 m m', '2w',
+                 '1,5h', '٣', '²']
+
+
+@pytest.mark.parametrize('text, seconds', DURATIONS)
 def test_parse_duration(text, seconds):
-    assert exporter.parse_duration(text) == seconds
+    assert cli.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize('text', NOT_DURATIONS)
+def test_parse_duration_refuses(text):
+    with pytest.raises(ValueError):
+        cli.parse_duration(text)
+
+
+@pytest.mark.parametrize('text, seconds', DURATIONS)
+def test_list_and_exporter_take_the_same_durations(text, seconds):
+    # before, list took 2H and .5h and exporter refused them
+    parser = cli.build_parser()
+    listed = parser.parse_args(['list', '--since', text])
+    served = parser.parse_args(['exporter', '--since', text])
+    assert listed.since == served.since == seconds
 
 
 def test_page_is_self_contained_and_never_uses_inner_html():
@@ -247,7 +280,7 @@ def test_readme_lists_every_metric_with_its_type():
     import re
     table = dict(re.findall(r'^\| `(glance_progress_\w+)` \| (\w+) \|',
                             _readme_section(), re.M))
-    status = exporter.Status(SERVERS, ('',), snapshot(
+    status = refresher.Status(SERVERS, ('',), snapshot(
         view('a', 'uploading'), view('f', 'failed', reason='storage_full')),
         failures={('', 'storage_full'): 1}, refresh_duration_s=0.1)
     text, families = scrape(status)

@@ -14,6 +14,7 @@
 
 import pytest
 
+from glance_progress_store.ops import orphans
 from glance_progress_store.read import sources
 from glance_progress_store.read import states
 from tests.cli_helpers import MULTI_RBD
@@ -56,20 +57,20 @@ def test_orphans_targets_from_config(tmp_path):
         conf='/etc/ceph/other.conf', addr='127.0.0.1:11211').replace(
             '[ceph2]\n', '[ceph2]\nrbd_store_user = glance2\n'))
     settings = sources.read_settings([conf])
-    targets = sources.orphan_targets(settings, [conf])
+    targets = orphans.orphan_targets(settings, [conf])
     assert [(t.backend, t.pool, t.ceph_conf, t.user) for t in targets] == [
         ('ceph1', 'images', '/etc/ceph/other.conf', 'admin'),
         ('ceph2', 'images2', '/etc/ceph/other.conf', 'glance2')]
     assert targets[1].records_at == (
         (sources.Source(('127.0.0.1:11211',), 'two:'), 'ceph2'),)
-    targets = sources.orphan_targets(
+    targets = orphans.orphan_targets(
         settings, [conf], pools=['images2', 'other'], ceph_conf='/c.conf',
         rbd_user='ops')
     assert [(t.backend, t.pool, t.ceph_conf, t.user) for t in targets] == [
         ('ceph2', 'images2', '/c.conf', 'ops'),
         (None, 'other', '/c.conf', 'ops')]
     # no configuration: glance_store's defaults
-    [target] = sources.orphan_targets(sources.read_settings())
+    [target] = orphans.orphan_targets(sources.read_settings())
     assert (target.pool, target.ceph_conf, target.user) == (
         'images', '', None)
 

@@ -18,7 +18,6 @@ import pytest
 
 from glance_progress_store.ops import orphans
 from glance_progress_store.ops import orphans_report
-from glance_progress_store.read import sources
 from glance_progress_store import records
 
 
@@ -36,7 +35,7 @@ def test_orphans_shell_word(text, quoted):
 
 
 def test_orphans_classify_boundaries():
-    target = sources.PoolTarget('images')
+    target = orphans.PoolTarget('images')
     partial = orphans.Partial(target, 'i', 1000.0, ())
     active = records.ProgressRecord('uploading', 1, 2, None, 900.0, 990.0)
     assert orphans.classify(partial, active, 1050.0, 60).state == \

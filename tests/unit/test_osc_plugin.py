@@ -23,7 +23,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODULES = ('glance_progress_store.osc.plugin',
-           'glance_progress_store.osc.client',
+           'glance_progress_store.osc.http',
            'glance_progress_store.osc.wait',
            'glance_progress_store.osc.v1.progress')
 # a None in sys.modules makes `import NAME` fail

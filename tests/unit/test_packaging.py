@@ -141,6 +141,15 @@ def test_sdist_has_etc_and_readme(built):
     assert 'setup.cfg' in sdist  # rewritten by egg_info: not compared
 
 
+def test_the_wheel_carries_every_module_and_the_live_page(built):
+    _, wheel = built
+    package = ROOT / 'glance_progress_store'
+    for path in list(package.rglob('*.py')) + [
+            package / 'cmd' / 'exporter' / 'page.html']:
+        name = str(path.relative_to(ROOT))
+        assert wheel.get(name) == path.read_bytes(), name
+
+
 def test_entry_points(built):
     _, wheel = built
     parser = configparser.ConfigParser()

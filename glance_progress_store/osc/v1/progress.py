@@ -13,7 +13,7 @@
 """``openstack image progress show`` and ``openstack image progress list``.
 
 Both read glance's ``/v2/images/{id}/progress`` through
-:class:`glance_progress_store.osc.client.ProgressClient`; the values are
+:class:`glance_progress_store.osc.http.ProgressClient`; the values are
 the endpoint's, so ``-f json`` gives what a portal would read.
 """
 
@@ -21,9 +21,10 @@ import logging
 
 from cliff import columns
 from osc_lib.command import command
+from osc_lib import exceptions
 
-from glance_progress_store.osc import client as client_mod
-from glance_progress_store.osc import wait as wait_mod
+from glance_progress_store.osc import http
+from glance_progress_store.osc import wait
 from glance_progress_store.read import states
 from glance_progress_store.read import views
 
@@ -62,7 +63,7 @@ class ShowProgress(command.ShowOne):
             help='Follow the upload until it is stored, failed or stalled '
                  '(a bar on a terminal, a line per change otherwise, on '
                  'stderr), then show it.\n'
-                 + states.exit_help(wait_mod.WAIT_CODES).rstrip('\n')
+                 + states.exit_help(wait.WAIT_CODES).rstrip('\n')
                  + '\nWithout --wait the exit code is 0 once shown.')
         parser.add_argument(
             '--interval', metavar='<seconds>', type=float, default=2.0,
@@ -77,7 +78,7 @@ class ShowProgress(command.ShowOne):
         image_id = client.find_image(parsed_args.image)
         self.exit_code = states.EXIT_OK
         if parsed_args.wait:
-            body, self.exit_code = wait_mod.follow(
+            body, self.exit_code = wait.until_final(
                 client, image_id, self.app.stderr, parsed_args.backend,
                 parsed_args.interval, parsed_args.timeout)
         else:
@@ -103,7 +104,7 @@ _LONG = (('Bytes', 'bytes'), ('Total', 'total'),
 
 class ListProgress(command.Lister):
     _description = ('List the uploads in flight (images %s) with their '
-                    'progress' % ', '.join(client_mod.IN_FLIGHT))
+                    'progress' % ', '.join(http.UPLOADING_IMAGE_STATUSES))
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -117,11 +118,11 @@ class ListProgress(command.Lister):
 
     def take_action(self, parsed_args):
         client = _client(self)
-        filters = {'status': 'in:' + ','.join(client_mod.IN_FLIGHT)}
+        filters = {'status': 'in:' + ','.join(http.UPLOADING_IMAGE_STATUSES)}
         if not parsed_args.all_projects:
             project = client.project_id()
             if project is None:
-                raise client_mod.exceptions.CommandError(
+                raise exceptions.CommandError(
                     'your project is not known (--os-auth-type none?): '
                     'use --all-projects')
             filters['owner'] = project
@@ -130,7 +131,7 @@ class ListProgress(command.Lister):
         for image in client.images(**filters):
             try:
                 body = client.progress(image['id'])
-            except client_mod.NotFound:
+            except http.NotFound:
                 LOG.debug('image %s went away', image['id'])
                 continue
             for record in _records(body):
