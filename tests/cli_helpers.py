@@ -38,7 +38,7 @@ def record(state='uploading', nbytes=0, total=None, backend=None,
 def publish(address, image_id, rec, backend=None, prefix='', final=True):
     """Write a record the way the store does, and wait until it is sent."""
     pub = publisher.get_publisher([address], 0.5)
-    token = ('test-cli', prefix, image_id, backend)
+    token = publisher.UploadKey(prefix, image_id, backend)
     keys = records.keys_for(image_id, backend, prefix)
     pub.submit(token, records.key_values(keys, rec), 600, final)
     assert pub.flush(token, 10)  # a restarted server: probe, settle

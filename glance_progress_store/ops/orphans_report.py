@@ -144,7 +144,4 @@ def table(findings):
               f.state, progress(f),
               '-' if f.age_s is None else views.human_duration(f.age_s),
               action(f)) for f in findings]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return '\n'.join('  '.join(cell.ljust(width)
-                               for cell, width in zip(row, widths)) +
-                     '  ' + row[5] for row in rows)
+    return views.columns(rows)

@@ -209,9 +209,7 @@ TABLE_COLUMNS = ('IMAGE', 'BACKEND', 'STATE', 'PROGRESS', 'RATE', 'ETA',
 
 
 def table(found):
-    """``list``'s aligned columns under a header; a note when empty."""
-    if not found:
-        return 'no upload in flight'
+    """``list``'s aligned columns under a header."""
     rows = [TABLE_COLUMNS]
     for view in found:
         rows.append((
@@ -220,6 +218,12 @@ def table(found):
             human_rate(view.rate_bytes_per_s),
             '-' if view.eta_s is None else human_duration(view.eta_s),
             '-' if view.age_s is None else human_duration(view.age_s)))
+    return columns(rows)
+
+
+def columns(rows):
+    """Rows of cells as aligned columns, two spaces apart; the first row
+    is the header. The one table layout of the CLI."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return '\n'.join('  '.join(cell.ljust(width) for cell, width in
                                zip(row, widths)).rstrip() for row in rows)

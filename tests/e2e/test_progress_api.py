@@ -123,6 +123,31 @@ def test_failed_upload_shows_failed(glance_single, cleanup):
     assert body['image_status'] == 'queued'
 
 
+def test_a_newer_release_s_record_is_served_not_bad(glance_single,
+                                                    cleanup, memcached):
+    # a glance-api node already on a newer release wrote a field more
+    from glance_progress_store import records
+    import memcache
+    client = glance_single.client()
+    image_id = new_image(client, cleanup)
+    now = time.time()
+    status = {'state': 'uploading', 'bytes': 3, 'total': 4, 'backend': None,
+              'started_at': now - 1, 'updated_at': now, 'reason': None,
+              'host': 'glance-9'}
+    keys = records.keys_for(image_id)
+    writer = memcache.Client([memcached.address])
+    try:
+        assert writer.set_multi({keys.total: b'4', keys.uploading: b'3',
+                                 keys.status: json.dumps(status).encode()},
+                                time=600) == []
+    finally:
+        writer.disconnect_all()
+    body = progress(glance_single, image_id).json()
+    assert (body['state'], body['bytes'], body['percent'], body['error']) \
+        == ('uploading', 3, 75.0, None)  # was "bad" with an error
+    assert list(body) == FIELDS
+
+
 def test_frozen_memcached_is_a_503_within_the_timeout(glance_single, cleanup,
                                                       memcached):
     client = glance_single.client()

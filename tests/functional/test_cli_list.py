@@ -90,7 +90,19 @@ def test_list_with_a_server_down_names_it(live_memcached):
     assert out.returncode == 4
     assert 'Traceback' not in out.stderr
     assert down.address in out.stderr and 'not listed' in out.stderr
-    assert out.stdout.strip() == 'no upload in flight'
+    assert out.stdout.strip() == ('no upload in flight on the memcached '
+                                  'servers that answered')
+
+
+def test_list_with_every_server_down_says_nothing_could_be_read():
+    # before: "no upload in flight", as if nothing were uploading
+    down = [testbed.Memcached(), testbed.Memcached()]  # nobody listens
+    out = _cli('--servers', ','.join(s.address for s in down))
+    assert out.returncode == 4
+    assert out.stdout.strip() == ('nothing could be read: no memcached '
+                                  'server answered')
+    for server in down:
+        assert server.address in out.stderr
 
 
 def test_list_usage_errors(live_memcached):

@@ -136,7 +136,7 @@ def test_show_pickled_value_is_bad_and_never_loaded(capsys, addr, image,
 
 
 def test_show_foreign_text_is_bad(capsys, addr, image):
-    memcache.Client([addr]).set(records.keys_for(image).status, 'hello')
+    memcache.Client([addr]).set(records.keys_for(image).status, b'hello')
     code, views = show_json(capsys, image, '--servers', addr)
     assert (code, views[0]['state']) == (states.EXIT_UNKNOWN, 'bad')
     assert 'not JSON' in views[0]['error']

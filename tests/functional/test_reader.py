@@ -57,12 +57,22 @@ def test_foreign_status_values_are_bad_records(reader, client, value):
         reader.get(image_id)
 
 
+@pytest.mark.parametrize('value', ['{"state": "uploading"}', 7])
+def test_python_memcached_text_and_integer_flags_are_not_ours(reader, client,
+                                                              value):
+    # flags 16 (str) and 2 (int): never written by any release of ours
+    image_id = str(uuid.uuid4())
+    client.set(records.keys_for(image_id).status, value)
+    with pytest.raises(records.BadRecord, match='memcached flags'):
+        reader.get(image_id)
+
+
 def test_foreign_size_value_is_bad_record(reader, client):
     image_id = str(uuid.uuid4())
     keys = records.keys_for(image_id)
     record = records.ProgressRecord('uploading', 1, None, None, 1.0, 1.0)
     client.set_multi(records.key_values(keys, record))
-    client.set(keys.uploading, 'lots')
+    client.set(keys.uploading, b'lots')
     with pytest.raises(records.BadRecord, match='decimal'):
         reader.get(image_id)
 
