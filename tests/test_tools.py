@@ -104,3 +104,59 @@ def test_a_stack_that_fails_half_way_stops_what_it_started(tmp_path):
     assert pids == [{}, None]
     assert not [p for p in procs.processes()
                 if str(tmp_path) in procs.pid_cmdline(p.pid)]
+
+
+def test_the_demo_installs_only_its_own_packages():
+    """tools/demo installs Ceph and memcached; the tests' extra packages
+    (PHP's memcached client, Prometheus, Chromium: about a GiB) come
+    with tools/run-tests only."""
+    demo = set(testbed.packages.SETS['demo'])
+    tests = set(testbed.packages.SETS['tests'])
+    assert demo == set(testbed.packages.CEPH_PACKAGES) | {'memcached'}
+    assert demo < tests
+    assert tests - demo == set(testbed.packages.CLIENT_PACKAGES +
+                               testbed.packages.MONITORING_PACKAGES)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='apt-get needs root')
+@pytest.mark.parametrize('packages', ['demo', 'tests', None])
+def test_install_says_nothing_when_everything_is_there(packages):
+    # The session installed the tests' packages before it started.
+    out = cli(TOOLS / 'testbed', 'install',
+              *([packages] if packages else []))
+    assert (out.returncode, out.stdout, out.stderr) == (0, '', '')
+
+
+def test_venv_package_named_when_ensurepip_is_missing():
+    """Debian's python3.X ships ensurepip apart (python3.X-venv), and
+    `python3 -m venv` fails without it: install names that package, a
+    Debian one, and only when ensurepip cannot be found."""
+    check = ('import sys; from testbed import packages; '
+             'print(packages.venv_packages()); '
+             'import ensurepip, os; '
+             'stdlib = os.path.dirname(os.path.dirname(ensurepip.__file__)); '
+             'del sys.modules["ensurepip"]; '
+             'sys.path[:] = [p for p in sys.path if p != stdlib]; '
+             'print(packages.venv_packages())')
+    out = subprocess.run([sys.executable, '-c', check], cwd=TOOLS,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    name = 'python%d.%d-venv' % sys.version_info[:2]
+    assert out.stdout == "()\n('%s',)\n" % name
+    assert subprocess.run(['apt-cache', 'show', name],
+                          capture_output=True).returncode == 0
+
+
+def test_demo_help_answers_before_installing_anything():
+    out = subprocess.run([str(TOOLS / 'demo'), '--help'], cwd='/',
+                         capture_output=True, text=True, timeout=30)
+    assert (out.returncode, out.stderr) == (0, '')
+    assert out.stdout.startswith('usage: tools/demo [-h] [--size SIZE] '
+                                 '[--keep]')
+
+
+def test_setup_env_refuses_an_unknown_mode():
+    out = subprocess.run([str(TOOLS / 'setup-env'), 'everything'], cwd='/',
+                         capture_output=True, text=True, timeout=30)
+    assert (out.returncode, out.stdout, out.stderr) == (
+        64, '', 'usage: tools/setup-env [tests|e2e|demo]\n')

@@ -60,9 +60,19 @@ def make_image(path, size):
     return md5.hexdigest(), sha512.hexdigest()
 
 
+def venv_bin(name):
+    """A command of the venv the demo runs in (not on PATH), absolute."""
+    return os.path.join(os.path.dirname(os.path.abspath(sys.executable)),
+                        name)
+
+
 def glance_progress(*args):
-    return [os.path.join(os.path.dirname(sys.executable), 'glance-progress'),
-            *args]
+    return [venv_bin('glance-progress'), *args]
+
+
+def command_line(words):
+    """``words`` as one line to paste into a shell."""
+    return ' '.join(shlex.quote(str(w)) for w in words)
 
 
 def run(args):
@@ -73,13 +83,17 @@ def run(args):
     local = testbed.LocalStack(workdir, memstore_bytes=size * 2 + 4096 * MiB,
                                glance={'progress_filter': True})
     try:
+        print('starting Ceph, memcached and glance-api on loopback '
+              '(usually 5-30 s) ...', flush=True)
         started = time.monotonic()
         with local:
-            ok = _demo(args, local, size, started)
+            ok, image_id = _demo(args, local, size, started)
             if args.keep:
                 local.add_exporter()
                 local.keep()
-                _print_keep(local)
+                _print_keep(local, image_id)
+        if not args.keep:
+            _print_stopped()
         return 0 if ok else 1
     finally:
         if not args.keep and not args.workdir:
@@ -95,7 +109,7 @@ def _demo(args, local, size, started):
               memcached.address, api.url))
 
     path = os.path.join(local.workdir, 'demo.raw')
-    print('generating a %s image ...' % args.size)
+    print('generating a %s image ...' % args.size, flush=True)
     md5, sha512 = make_image(path, size)
 
     client = api.client()
@@ -150,7 +164,7 @@ def _demo(args, local, size, started):
     return (all(f.returncode == 0 for f in followers) and
             show.returncode == 0 and
             image['status'] == 'active' and image['checksum'] == md5 and
-            image['os_hash_value'] == sha512)
+            image['os_hash_value'] == sha512), image['id']
 
 
 def _rates(size, seconds, record):
@@ -177,10 +191,13 @@ def _rates(size, seconds, record):
 
 def openstack(api):
     """The openstack CLI pointed at the demo's glance-api, which takes
-    requests without a token (the test bed's identity) as a cloud without
-    Keystone would: --os-auth-type none."""
-    return [os.path.join(os.path.dirname(sys.executable), 'openstack'),
-            '--os-auth-type', 'none', '--os-endpoint', api.url]
+    any token (the test bed's identity) as a cloud without Keystone
+    would.  admin_token with the test bed's token rather than auth type
+    none, which fails on the OS_AUTH_TOKEN the glance CLI's export line
+    sets ("unexpected keyword argument 'token'")."""
+    return [venv_bin('openstack'), '--os-auth-type', 'admin_token',
+            '--os-token', api.cli_env()['OS_AUTH_TOKEN'],
+            '--os-endpoint', api.url]
 
 
 class _Follower(threading.Thread):
@@ -223,10 +240,30 @@ class _Upload(threading.Thread):
         self.seconds = time.monotonic() - started
 
 
-def _print_keep(local):
+def _on_path():
+    """How to run the venv's commands, which are not on PATH."""
+    return ('glance-progress (and glance, openstack) are in this '
+            'checkout\'s venv, not on\n'
+            'PATH: run them by their paths, e.g.\n'
+            '  %s\n'
+            'or put the venv on PATH in this shell first:\n'
+            '  . %s\n' % (command_line(glance_progress('--help')),
+                          shlex.quote(venv_bin('activate'))))
+
+
+def _print_stopped():
+    print('\n%s'
+          'The stack is stopped; to try them on one left running (it '
+          'prints how):\n'
+          '  %s --keep' % (_on_path(),
+                           shlex.quote(os.path.join(HERE, 'demo'))))
+
+
+def _print_keep(local, image_id):
     """How to use the stack left running, what it costs, how to stop it
-    and clean up: absolute paths, so it works from any directory."""
-    api, ceph, memcached = local.api, local.ceph, local.memcached
+    and clean up: absolute paths, so that every line works pasted in any
+    directory."""
+    api, ceph = local.api, local.ceph
     memstore, rss = local.held_bytes()
     try:
         stored = json.loads(ceph.rbd(
@@ -235,34 +272,58 @@ def _print_keep(local):
         stored = testbed.sizes.approx(stored)
     except (RuntimeError, ValueError, KeyError):
         stored = 'unknown'
-    env = ' '.join('%s=%s' % kv for kv in sorted(api.cli_env().items()))
-    python = os.path.abspath(sys.executable)
-    venv_bin = os.path.dirname(python)
+    conf = ['--config-file', api.conf_path]
+    env = ' '.join('%s=%s' % (k, shlex.quote(v))
+                   for k, v in sorted(api.cli_env().items()))
+    rbd = shutil.which('rbd') or 'rbd'
     print('\nThe stack is still running (--keep). It holds:\n'
           '  RAM:  up to %s for the OSD\'s memstore (Ceph keeps the data '
           'in RAM);\n'
           '        ceph-osd uses %s now, images stored: %s\n'
-          '  disk: %s in %s (the generated image, logs, glance\'s database)\n'
-          'Use it with:\n'
-          '  export %s\n'
-          '  %s/glance image-create --name x --disk-format raw '
-          '--container-format bare --file FILE --progress\n'
-          '  %s/glance-progress watch IMAGE_ID --servers %s\n'
-          '  %s image progress list --all-projects\n'
-          '  rbd -c %s ls %s\n'
-          'The exporter: %smetrics for Prometheus, the live page at %s\n'
-          'Stop it with:\n'
-          '  %s %s down --workdir %s\n'
-          'then remove its work directory:\n'
-          '  rm -rf %s' % (
+          '  disk: %s in %s (the generated image, logs, glance\'s '
+          'database)' % (
               testbed.sizes.approx(memstore), testbed.sizes.approx(rss),
               stored, testbed.sizes.approx(_du(local.workdir)),
-              local.workdir, env, venv_bin, venv_bin, memcached.address,
-              ' '.join(shlex.quote(w) for w in openstack(api)),
-              ceph.conf_path, testbed.DEFAULT_POOL, local.exporter[1],
-              local.exporter[1], shlex.quote(python),
-              shlex.quote(os.path.join(HERE, 'glance_stack.py')),
-              shlex.quote(local.workdir), shlex.quote(local.workdir)))
+              local.workdir))
+    print('\n' + _on_path())
+    print('With --config-file %s\n'
+          '(the file this glance-api runs with) every sub-command finds '
+          'memcached (and\n'
+          'orphans, Ceph) without --servers:\n'
+          '  %s  # in flight, and the last hour\'s (the demo\'s)\n'
+          '  %s\n'
+          '  %s  # partial uploads left in Ceph' % (
+              shlex.quote(api.conf_path),
+              command_line(glance_progress('list', '--since', '1h', *conf)),
+              command_line(glance_progress('watch', image_id, *conf)),
+              command_line(glance_progress('orphans', *conf))))
+    print('\nUpload again with the glance CLI, and follow it from another '
+          'shell with\n'
+          'the lines above:\n'
+          '  export %s\n'
+          '  %s\n'
+          'The user\'s view (glance\'s API), and Ceph\'s:\n'
+          '  %s\n  %s\n' % (
+              env,
+              command_line([venv_bin('glance'), 'image-create', '--name',
+                            'again', '--disk-format', 'raw',
+                            '--container-format', 'bare', '--file',
+                            os.path.join(local.workdir, 'demo.raw'),
+                            '--progress']),
+              command_line(openstack(api) + ['image', 'progress', 'show',
+                                             image_id]),
+              command_line([rbd, '-c', ceph.conf_path, 'ls',
+                            testbed.DEFAULT_POOL])))
+    print('The exporter: %smetrics for Prometheus, the live page at %s\n'
+          'Stop it with:\n'
+          '  %s\n'
+          'then remove its work directory:\n'
+          '  rm -rf %s' % (
+              local.exporter[1], local.exporter[1],
+              command_line([os.path.abspath(sys.executable),
+                            os.path.join(HERE, 'glance_stack.py'), 'down',
+                            '--workdir', local.workdir]),
+              shlex.quote(local.workdir)))
 
 
 def _du(path):
@@ -279,7 +340,7 @@ def _du(path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
+        prog='tools/demo', description=__doc__.split('\n\n')[0],
         epilog='Run as root on Debian; tools/demo installs everything.')
     parser.add_argument('--size', default='1G',
                         help='size of the generated image, e.g. 512M, 1G, '

@@ -18,7 +18,7 @@ code as the demo and the end-to-end tests: testbed.stack.LocalStack) and
 leaves them running; `down` stops them.  Stdlib only; glance runs in the
 interpreter given as ``--python`` (default: this one), which needs
 glance, pyuwsgi, this package and the Ceph bindings (``tools/setup-env
-e2e``).
+demo``, which ``tools/demo`` runs, or ``e2e``).
 
 CLI::
 

@@ -14,7 +14,7 @@
 
 ::
 
-    python3 tools/testbed install                # Debian packages (root)
+    python3 tools/testbed install [demo|tests]   # Debian packages (root)
     .venv/bin/python tools/testbed link-bindings # rados/rbd into a venv
     eval "$(python3 tools/testbed up --workdir /tmp/tb [--with-mgr])"
     python3 tools/testbed status --workdir /tmp/tb
@@ -72,7 +72,11 @@ def _cmd_status(args):
 
 
 def _cmd_install(args):
-    packages.ensure_packages()
+    packages.ensure_packages(packages.SETS[args.set], takes={
+        "demo": "1-3 min", "tests": "2-5 min"}[args.set])
+    # `python3 -m venv` needs Debian's python3.X-venv: checked here,
+    # before the venv is made, so that venv never fails half way.
+    packages.ensure_packages(packages.venv_packages(), takes="10-30 s")
 
 
 def _cmd_link_bindings(args):
@@ -90,8 +94,13 @@ def main(argv=None):
                     help="also run a ceph-mgr (needed for pool quotas)")
     up.add_argument("--memstore-gib", type=float, default=12)
     up.set_defaults(func=_cmd_up)
-    sub.add_parser("install", help="install the Debian packages (root)"
-                   ).set_defaults(func=_cmd_install)
+    install = sub.add_parser(
+        "install", help="install the Debian packages (root): the demo's "
+        "(Ceph, memcached) or the tests' (also PHP's memcached client, "
+        "Prometheus, Chromium), and Python's venv when it lacks it")
+    install.add_argument("set", nargs="?", choices=sorted(packages.SETS),
+                         default="tests", help="default: tests")
+    install.set_defaults(func=_cmd_install)
     sub.add_parser("link-bindings",
                    help="put only Debian's rados/rbd modules on this "
                         "interpreter's path (run it with the venv's python)"

@@ -16,10 +16,12 @@ Ceph, memcached and the rados/rbd bindings come from Debian, not PyPI, so
 a fresh CI machine installs them here (as root) before anything starts.
 """
 
+import importlib.util
 import io
 import os
 import subprocess
 import sys
+import time
 
 CEPH_PACKAGES = ("ceph-mon", "ceph-osd", "ceph-mgr", "ceph-common",
                  "python3-rados", "python3-rbd")
@@ -28,8 +30,12 @@ CLIENT_PACKAGES = ("php-cli", "php-memcached")
 # The exporter's tests: a real Prometheus scrapes it, a real browser shows
 # its page (Selenium drives Debian's chromedriver: no browser download).
 MONITORING_PACKAGES = ("prometheus", "chromium", "chromium-driver")
-PACKAGES = (CEPH_PACKAGES + ("memcached",) + CLIENT_PACKAGES
-            + MONITORING_PACKAGES)
+# What the demo runs (Ceph, memcached; glance comes from PyPI), and on
+# top of it what only the tests use: the demo installs the first set,
+# tools/run-tests both.
+DEMO_PACKAGES = CEPH_PACKAGES + ("memcached",)
+PACKAGES = DEMO_PACKAGES + CLIENT_PACKAGES + MONITORING_PACKAGES
+SETS = {"demo": DEMO_PACKAGES, "tests": PACKAGES}
 # Daemons are started by the test bed on loopback, never as the system's
 # services (Debian's prometheus would listen on every interface): while
 # apt-get runs, invoke-rc.d asks this policy, which refuses every start.
@@ -41,8 +47,22 @@ _apt_updated = False
 _installed = set()
 
 
-def ensure_packages(packages=PACKAGES):
-    """Install missing Debian packages so a fresh CI machine has them."""
+def venv_packages():
+    """Debian's venv of the running interpreter when it lacks it
+    (``python3 -m venv`` fails without ensurepip, which Debian ships
+    apart, as python3.X-venv): () or ("python3.11-venv",)."""
+    if importlib.util.find_spec("ensurepip") is not None:
+        return ()
+    return ("python%d.%d-venv" % sys.version_info[:2],)
+
+
+def ensure_packages(packages=PACKAGES, takes=None, out=None):
+    """Install missing Debian packages so a fresh CI machine has them.
+
+    Says on ``out`` what it installs before apt-get runs, how long that
+    usually takes (``takes``, e.g. "1-3 min"; apt-get is silent
+    meanwhile), then how long it took; says nothing when everything is
+    there."""
     global _apt_updated
     missing = []
     for pkg in packages:
@@ -60,6 +80,11 @@ def ensure_packages(packages=PACKAGES):
     if os.geteuid() != 0:
         raise RuntimeError("missing packages %s and not root to install them"
                            % " ".join(missing))
+    out = out or sys.stderr
+    print("installing Debian's %s (apt-get%s) ..." % (
+        " ".join(missing), "; %s on a fresh machine" % takes if takes
+        else ""), file=out, flush=True)
+    started = time.monotonic()
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     steps = [] if _apt_updated else [["apt-get", "update"]]
     steps.append(
@@ -85,6 +110,8 @@ def ensure_packages(packages=PACKAGES):
         if own_policy:
             os.remove(POLICY_RC_D)
     _installed.update(missing)
+    print("  installed in %.0f s" % (time.monotonic() - started), file=out,
+          flush=True)
 
 
 def link_bindings():
