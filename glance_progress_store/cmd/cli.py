@@ -85,11 +85,13 @@ def cmd_list(args):
             print('\n'.join(v.to_json() for v in found))
     elif found:
         print(views.table(found))
+    elif snapshot.views:
+        print('no upload matches --state or --backend')
     elif not snapshot.unreadable:
         print('no upload in flight' + (
             '' if args.since is None else ', and none ended within %s'
             % views.human_duration(args.since)))
-    elif len(snapshot.unreadable) < len(_servers(settings)):
+    elif len(snapshot.unreadable) < len(settings.servers()):
         print('no upload in flight on the memcached servers that answered')
     else:
         print('nothing could be read: no memcached server answered')
@@ -100,11 +102,6 @@ def cmd_list(args):
     if snapshot.unreadable:
         code = max(code, states.EXIT_UNREACHABLE)
     return code
-
-
-def _servers(settings):
-    return {server for source in settings.sources()
-            for server in source.servers}
 
 
 def cmd_watch(args):

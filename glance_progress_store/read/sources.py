@@ -97,6 +97,11 @@ class Settings:
         return _unique(list(self.plain_sources) +
                        list(self.backends.values()))
 
+    def servers(self):
+        """Every memcached server of every source, once, sorted."""
+        return tuple(sorted({server for source in self.sources()
+                             for server in source.servers}))
+
 
 def copy_opts(opts, names, default_none):
     opts = [copy.deepcopy(o) for o in opts if o.name in names]

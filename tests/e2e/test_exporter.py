@@ -22,6 +22,7 @@ with it.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -283,7 +284,7 @@ def test_live_page_follows_an_upload_and_marks_it_stalled(
     stopped = []
     try:
         driver.get(exporter.url)
-        assert driver.title == 'Glance uploads in flight'
+        assert driver.title == 'Glance image uploads'
         upload.start()
         first = until('the page to show the upload', lambda: (
             _row(driver, image_id) or {}).get('value') not in (None, '0')
@@ -335,8 +336,11 @@ def test_live_page_follows_an_upload_and_marks_it_stalled(
         driver.set_window_size(390, 844)
         assert driver.execute_script(
             'return document.documentElement.scrollWidth <= innerWidth')
-        assert driver.find_element('id', 'caption').text.startswith(
-            'Uploads: 0 in flight')
+        caption = driver.find_element('id', 'caption').text
+        assert caption.startswith('Uploads: 0 in flight'), caption
+        # the stored upload is counted apart from those in flight
+        assert re.search(r'[1-9]\d* stored and \d+ failed in the last '
+                         r'5m00s', caption), caption
 
         assert _network_failures(driver, exporter.url) == []
         errors = [e for e in driver.get_log('browser')
@@ -488,7 +492,7 @@ def test_readme_scrape_config_is_valid_for_prometheus(tmp_path):
 
 def test_exporter_stops_on_sigterm_with_exit_0(glance_single):
     proc = ExporterProcess(glance_single)
-    assert 'Glance uploads in flight' in proc.get('')
+    assert 'Glance image uploads' in proc.get('')
     rc, err = proc.stop()
     assert rc == 0
     assert 'Traceback' not in err

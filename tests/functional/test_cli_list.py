@@ -111,3 +111,12 @@ def test_list_usage_errors(live_memcached):
         out = _cli(*args)
         assert out.returncode == 64, (args, out)
         assert 'Traceback' not in out.stderr
+
+
+def test_list_says_when_uploads_exist_but_none_matches(live_memcached):
+    prefix = 'list-%s:' % uuid.uuid4().hex[:6]
+    _publish(live_memcached.address, prefix, str(uuid.uuid4()), 'uploading')
+    out = _cli('--servers', live_memcached.address, '--prefix', prefix,
+               '--state', 'failed')
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'no upload matches --state or --backend'

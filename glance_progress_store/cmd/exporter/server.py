@@ -157,11 +157,6 @@ def _label_values(settings):
     return tuple(sorted(settings.backends)) or ('',)
 
 
-def _servers(settings):
-    return tuple(sorted({server for source in settings.sources()
-                         for server in source.servers}))
-
-
 def run(args, settings, out=sys.stderr):
     """``glance-progress exporter``: serve until SIGTERM; the exit code."""
     if not logging.getLogger().handlers:
@@ -175,7 +170,7 @@ def run(args, settings, out=sys.stderr):
                                   stall_after=args.stall_after,
                                   socket_timeout=exporter.SOCKET_TIMEOUT)
 
-    refresher = refreshing.Refresher(read, _servers(settings),
+    refresher = refreshing.Refresher(read, settings.servers(),
                                      _label_values(settings), args.refresh,
                                      since)
     host, port = args.listen
