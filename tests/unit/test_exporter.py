@@ -256,6 +256,15 @@ def test_list_and_exporter_take_the_same_durations(text, seconds):
     assert listed.since == served.since == seconds
 
 
+def test_page_html_parses_without_an_error():
+    # the page is package data of its own so that it lints as HTML
+    import html5lib
+    parser = html5lib.HTMLParser(strict=True)
+    parser.parse(page.PAGE)  # strict: the first parse error raises
+    assert parser.errors == []
+    assert page.STYLE.strip() and page.SCRIPT.strip()
+
+
 def test_page_is_self_contained_and_never_uses_inner_html():
     html = page.PAGE.decode()
     for needle in ('<caption', 'scope="col"', 'aria-live="polite"',
