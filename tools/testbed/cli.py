@@ -103,7 +103,8 @@ def _cmd_leg(args):
 
 
 def _cmd_in_root(args):
-    return roots.run_in_root(args.suite, args.argv)
+    binds = [("/", args.host_at)] if args.host_at else []
+    return roots.run_in_root(args.suite, args.argv, binds=binds)
 
 
 def main(argv=None):
@@ -144,6 +145,9 @@ def main(argv=None):
     in_root = sub.add_parser("in-root", help="run a command in the root's "
                              "copy of this checkout (/proc, /sys, /dev "
                              "mounted, unmounted after)")
+    in_root.add_argument("--host-at", metavar="PATH",
+                         help="also bind this host's / at PATH in the root "
+                         "(GPS_CEPH_DAEMON_ROOT=PATH: the host's Ceph)")
     in_root.add_argument("suite", choices=suites)
     in_root.add_argument("argv", nargs=argparse.REMAINDER)
     in_root.set_defaults(func=_cmd_in_root)

@@ -268,6 +268,10 @@ def pip_local_dirs():
         except OSError:
             continue
         for word in re.findall(r"(?:file://)?(/[^\s]+)", text):
+            word = word.rstrip("/")
+            # A simple index's pages link to files beside it (../files).
+            if os.path.basename(word) == "simple":
+                word = os.path.dirname(word)
             top = "/" + word.strip("/").split("/")[0]
             if (os.path.isdir(word) and top not in ("/etc", "/root",
                                                     "/usr", "/var")
