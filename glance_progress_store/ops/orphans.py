@@ -32,6 +32,7 @@ import calendar
 import dataclasses
 import json
 import time
+import warnings
 
 from glance_progress_store.read import lookup
 from glance_progress_store.read import sources
@@ -273,8 +274,20 @@ class Ceph:
 
 
 def _created_at(image):
+    """The image's creation as a Unix time, or None.
+
+    Ceph 16 and 18 return a naive datetime in UTC, Ceph 20 an aware one:
+    utctimetuple() reads both right. Ceph 18's binding makes it with
+    datetime.utcfromtimestamp(), deprecated since Python 3.12: that
+    warning (Ceph's, once per image) is not shown to whoever runs
+    glance-progress orphans.
+    """
     try:
-        stamp = image.create_timestamp()  # a naive datetime, in UTC
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                'ignore', message=r'datetime\.datetime\.utcfromtimestamp',
+                category=DeprecationWarning)
+            stamp = image.create_timestamp()
     except Exception:  # older librbd, or an image format without it
         return None
     return float(calendar.timegm(stamp.utctimetuple()))

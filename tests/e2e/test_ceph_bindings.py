@@ -36,6 +36,11 @@ pytestmark = pytest.mark.e2e
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SIZE = 5 * helpers.MiB + 3
+# The running interpreter's: the venv is made with it, Debian's bindings
+# are built for it (3.11 on Debian 12, 3.13 on 13, 3.14 on forky).
+TAG = '%d%d' % sys.version_info[:2]
+VERSION = '%d.%d' % sys.version_info[:2]
+OTHER = '3.%d' % (sys.version_info[1] + 1)  # a version no venv here runs
 
 # glance-api's own steps: read glance-api.conf, create the stores, check
 # the default one, add an image. Prints the location and the checksum.
@@ -138,8 +143,8 @@ def test_link_then_upload(venv, ceph, memcached, reader, image_id,
     first = run(*command)
     assert first.returncode == 0, first.stderr
     links = sorted(os.listdir(venv / 'ceph-bindings'))
-    assert links == ['rados.cpython-311-x86_64-linux-gnu.so',
-                     'rbd.cpython-311-x86_64-linux-gnu.so']
+    assert links == ['rados.cpython-%s-x86_64-linux-gnu.so' % TAG,
+                     'rbd.cpython-%s-x86_64-linux-gnu.so' % TAG]
     for name in links:
         assert os.readlink(venv / 'ceph-bindings' / name) == os.path.join(
             ceph_bindings.DIST_PACKAGES, name)
@@ -169,15 +174,16 @@ def test_python_version_mismatch(venv, tmp_path):
     other = tmp_path / 'dist-packages'
     other.mkdir()
     for module in ceph_bindings.MODULES:
-        (other / ('%s.cpython-312-x86_64-linux-gnu.so' % module)).symlink_to(
+        (other / ('%s.cpython-%s-x86_64-linux-gnu.so' % (
+            module, OTHER.replace('.', '')))).symlink_to(
             os.path.join(ceph_bindings.DIST_PACKAGES,
-                         '%s.cpython-311-x86_64-linux-gnu.so' % module))
+                         '%s.cpython-%s-x86_64-linux-gnu.so' % (module, TAG)))
     before = sorted(os.listdir(venv))
     proc = run(venv / 'bin' / 'glance-progress', 'link-ceph-bindings', venv,
                '--dist-packages', other)
     assert proc.returncode == 64
-    assert 'built for CPython 3.12' in proc.stderr, proc.stderr
-    assert 'the venv runs Python 3.11' in proc.stderr
+    assert 'built for CPython %s' % OTHER in proc.stderr, proc.stderr
+    assert 'the venv runs Python %s' % VERSION in proc.stderr
     assert 'Traceback' not in proc.stderr and proc.stdout == ''
     assert sorted(os.listdir(venv)) == before
 

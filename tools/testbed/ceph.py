@@ -16,6 +16,12 @@ Everything a cluster owns (config, keyrings, mon/osd/mgr data, admin
 sockets, logs) lives under its workdir, so several clusters can coexist
 and nothing touches /etc/ceph or /var/lib/ceph.  The OSD uses memstore:
 data lives in RAM.
+
+With ``daemon_root`` (or GPS_CEPH_DAEMON_ROOT) the daemons and the admin
+CLIs come from another Debian root (``tools/testbed root trixie``): a
+cluster of one release for a client of another, as operators have while
+they upgrade. The root gets /proc, /sys, /dev and the workdir (at the
+same path) mounted while the cluster runs.
 """
 
 import glob
@@ -29,6 +35,7 @@ import uuid
 
 from testbed import packages
 from testbed import procs
+from testbed import roots
 
 DEFAULT_POOL = "images"
 _run = procs.run
@@ -47,8 +54,13 @@ class CephCluster:
     OSD_ID = 0
     MGR_ID = "x"
 
-    def __init__(self, workdir, memstore_bytes=12 * 2**30, with_mgr=False):
+    def __init__(self, workdir, memstore_bytes=12 * 2**30, with_mgr=False,
+                 daemon_root=None):
         self.workdir = os.path.abspath(workdir)
+        if daemon_root is None:
+            daemon_root = os.environ.get("GPS_CEPH_DAEMON_ROOT") or None
+        self.daemon_root = daemon_root and os.path.abspath(daemon_root)
+        self._mounts = None
         self.memstore_bytes = memstore_bytes
         self.with_mgr = with_mgr
         self.conf_path = os.path.join(self.workdir, "ceph.conf")
@@ -66,7 +78,13 @@ class CephCluster:
         if self.pids():
             raise RuntimeError(
                 "cluster in %s is already running" % self.workdir)
-        packages.ensure_packages(packages.CEPH_PACKAGES)
+        if self.daemon_root is None:
+            packages.ensure_packages(packages.CEPH_PACKAGES)
+        else:
+            os.makedirs(self.workdir, exist_ok=True)
+            self._mounts = roots.mounted(self.daemon_root,
+                                         binds=[self.workdir])
+            self._mounts.__enter__()
         self._prepare()
         try:
             self._spawn("mon", "ceph-mon", "-i", self.MON_ID)
@@ -95,6 +113,9 @@ class CephCluster:
             if proc is not None:
                 first = signal.SIGKILL if name == "osd" else signal.SIGTERM
                 procs.terminate(proc.pid, proc, first=first)
+        mounts, self._mounts = self._mounts, None
+        if mounts is not None:
+            mounts.__exit__(None, None, None)
 
     def __enter__(self):
         self.start()
@@ -111,15 +132,15 @@ class CephCluster:
     # -- CLIs --------------------------------------------------------------
 
     def ceph(self, *args, check=True, timeout=60):
-        return _run(["ceph", "-c", self.conf_path, *args],
+        return _run(self._cmd("ceph", "-c", self.conf_path, *args),
                     check=check, timeout=timeout)
 
     def rbd(self, *args, check=True, timeout=60):
-        return _run(["rbd", "-c", self.conf_path, *args],
+        return _run(self._cmd("rbd", "-c", self.conf_path, *args),
                     check=check, timeout=timeout)
 
     def rados(self, *args, check=True, timeout=60):
-        return _run(["rados", "-c", self.conf_path, *args],
+        return _run(self._cmd("rados", "-c", self.conf_path, *args),
                     check=check, timeout=timeout)
 
     def ceph_json(self, *args, timeout=60):
@@ -143,8 +164,8 @@ class CephCluster:
         """
         def answers():
             rc, err = _probe(
-                ["rados", "-c", self.conf_path, "-p", name, "stat",
-                 "testbed-probe"], timeout=5)
+                self._cmd("rados", "-c", self.conf_path, "-p", name, "stat",
+                          "testbed-probe"), timeout=5)
             return rc == 0 or "No such file" in err
         _wait_for("I/O on pool %s" % name, answers, timeout,
                   on_timeout=self.log_tail)
@@ -251,6 +272,34 @@ class CephCluster:
 
     # -- internals ---------------------------------------------------------
 
+    def _cmd(self, *argv):
+        """A Ceph command line, run in the daemon root if there is one."""
+        if self.daemon_root is None:
+            return list(argv)
+        return ["chroot", self.daemon_root, *argv]
+
+    def _in_root(self, path):
+        return os.path.join(self.daemon_root or "/", path.lstrip("/"))
+
+    def class_dir(self):
+        """The OSD's object class directory (rbd's cls_rbd...). Named in
+        ceph.conf: Debian's Reef and Tentacle default it to a relative
+        path (lib/x86_64-linux-gnu/rados-classes), so an OSD started
+        elsewhere than / loads no class and every `rbd create` fails
+        with EOPNOTSUPP (95)."""
+        for pattern in ("/usr/lib/*/rados-classes", "/usr/lib/rados-classes",
+                        "/usr/lib64/rados-classes"):
+            for path in sorted(glob.glob(self._in_root(pattern))):
+                if os.path.isdir(path):
+                    return "/" + os.path.relpath(
+                        path, self.daemon_root or "/")
+        return None
+
+    def version(self):
+        """The daemons' release, e.g. "18.2.7" (`ceph-mon --version`)."""
+        out = _run(self._cmd("ceph-mon", "--version"))
+        return out.split()[2]
+
     def _path(self, *parts):
         return os.path.join(self.workdir, *parts)
 
@@ -258,10 +307,13 @@ class CephCluster:
         """ceph.conf.  Short stats/tick periods make the mon flag a pool
         full 2-3 s after its quota is exceeded (see set_pool_quota)."""
         w = self.workdir
+        modules = glob.glob(self._in_root("/usr/share/ceph/mgr/*/module.py"))
         optional_modules = " ".join(sorted(
-            {os.path.basename(os.path.dirname(p))
-             for p in glob.glob("/usr/share/ceph/mgr/*/module.py")}
+            {os.path.basename(os.path.dirname(p)) for p in modules}
             - MGR_ALWAYS_ON_MODULES))
+        class_dir = self.class_dir()
+        osd_classes = ("osd class dir = %s\n" % class_dir
+                       if class_dir else "")
         return f"""\
 [global]
 fsid = {self.fsid}
@@ -306,7 +358,7 @@ log file = {w}/log/$name.log
 osd objectstore = memstore
 memstore device bytes = {self.memstore_bytes}
 osd fast shutdown = false
-
+{osd_classes}
 [mgr]
 mgr data = {w}/mgr
 keyring = {w}/mgr/keyring
@@ -325,7 +377,7 @@ mgr disabled modules = {optional_modules}
         mon_keyring = self._path("mon.keyring")
         osd_keyring = self._path("osd", "keyring")
         mgr_keyring = self._path("mgr", "keyring")
-        auth = ["ceph-authtool", "--create-keyring", "--gen-key"]
+        auth = self._cmd("ceph-authtool", "--create-keyring", "--gen-key")
         _run(auth + [mon_keyring, "-n", "mon.", "--cap", "mon", "allow *"])
         _run(auth + [self.admin_keyring, "-n", "client.admin",
                      "--cap", "mon", "allow *", "--cap", "osd", "allow *",
@@ -340,16 +392,20 @@ mgr disabled modules = {optional_modules}
         # Every key in the mkfs keyring lands in the mon's auth database, so
         # no `ceph auth add` round trips are needed once the mon runs.
         for keyring in (self.admin_keyring, osd_keyring, mgr_keyring):
-            _run(["ceph-authtool", mon_keyring, "--import-keyring", keyring])
+            _run(self._cmd("ceph-authtool", mon_keyring, "--import-keyring",
+                           keyring))
 
         monmap = self._path("monmap")
-        _run(["monmaptool", "--create", "--clobber", "--fsid", self.fsid,
-              "--addv", self.MON_ID, "[v2:%s]" % self.mon_addr, monmap])
-        _run(["ceph-mon", "-c", self.conf_path, "--mkfs", "-i", self.MON_ID,
-              "--monmap", monmap, "--keyring", mon_keyring])
+        _run(self._cmd("monmaptool", "--create", "--clobber", "--fsid",
+                       self.fsid, "--addv", self.MON_ID,
+                       "[v2:%s]" % self.mon_addr, monmap))
+        _run(self._cmd("ceph-mon", "-c", self.conf_path, "--mkfs", "-i",
+                       self.MON_ID, "--monmap", monmap, "--keyring",
+                       mon_keyring))
         self._osd_uuid = str(uuid.uuid4())
-        _run(["ceph-osd", "-c", self.conf_path, "--mkfs", "--no-mon-config",
-              "-i", str(self.OSD_ID), "--osd-uuid", self._osd_uuid])
+        _run(self._cmd("ceph-osd", "-c", self.conf_path, "--mkfs",
+                       "--no-mon-config", "-i", str(self.OSD_ID),
+                       "--osd-uuid", self._osd_uuid))
 
     def _spawn(self, name, binary, *args):
         """Run a daemon in the foreground (-f) in its own session, so it
@@ -357,7 +413,7 @@ mgr disabled modules = {optional_modules}
         out = open(os.path.join(self.log_dir, "%s.out" % name), "ab")
         try:
             self._procs[name] = subprocess.Popen(
-                [binary, "-f", "-c", self.conf_path, *args],
+                self._cmd(binary, "-f", "-c", self.conf_path, *args),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, env=procs.clean_env())
         finally:
@@ -373,8 +429,8 @@ mgr disabled modules = {optional_modules}
         def answers():
             self._require_running("mon")
             return _probe(
-                ["ceph", "-c", self.conf_path, "--connect-timeout", "3",
-                 "mon", "stat"], timeout=5)[0] == 0
+                self._cmd("ceph", "-c", self.conf_path, "--connect-timeout",
+                          "3", "mon", "stat"), timeout=5)[0] == 0
         _wait_for("mon.%s" % self.MON_ID, answers, timeout,
                   on_timeout=self.log_tail)
 

@@ -31,6 +31,7 @@ import time
 
 from testbed import packages
 from testbed import procs
+from testbed import roots
 from testbed import stack
 
 
@@ -74,13 +75,36 @@ def _cmd_status(args):
 def _cmd_install(args):
     packages.ensure_packages(packages.SETS[args.set], takes={
         "demo": "1-3 min", "tests": "2-5 min"}[args.set])
-    # `python3 -m venv` needs Debian's python3.X-venv: checked here,
-    # before the venv is made, so that venv never fails half way.
-    packages.ensure_packages(packages.venv_packages(), takes="10-30 s")
+    # `python3.X -m venv` needs Debian's python3.X-venv, for the Python
+    # the bindings are built for: checked here, before the venv is made,
+    # so that venv never fails half way.
+    python = packages.bindings_python() or sys.executable
+    packages.ensure_packages(packages.venv_packages(python), takes="10-30 s")
+
+
+def _cmd_python(args):
+    python = packages.bindings_python()
+    if python is None:
+        sys.exit("python3-rbd is not installed: run `python3 tools/testbed "
+                 "install` first")
+    print(python)
 
 
 def _cmd_link_bindings(args):
     print(packages.link_bindings())
+
+
+def _cmd_root(args):
+    print(roots.ensure_root(args.suite))
+
+
+def _cmd_leg(args):
+    return roots.leg(args.suite, args.pytest_args)
+
+
+def _cmd_in_root(args):
+    binds = [("/", args.host_at)] if args.host_at else []
+    return roots.run_in_root(args.suite, args.argv, binds=binds)
 
 
 def main(argv=None):
@@ -101,10 +125,32 @@ def main(argv=None):
     install.add_argument("set", nargs="?", choices=sorted(packages.SETS),
                          default="tests", help="default: tests")
     install.set_defaults(func=_cmd_install)
+    sub.add_parser("python", help="the interpreter Debian's python3-rbd is "
+                   "built for (python3.11, python3.13, ...)"
+                   ).set_defaults(func=_cmd_python)
     sub.add_parser("link-bindings",
                    help="put only Debian's rados/rbd modules on this "
                         "interpreter's path (run it with the venv's python)"
                    ).set_defaults(func=_cmd_link_bindings)
+    suites = sorted(roots.RELEASES)
+    root = sub.add_parser("root", help="build (once) the Debian root of "
+                          "another release; prints its path")
+    root.add_argument("suite", choices=suites)
+    root.set_defaults(func=_cmd_root)
+    leg = sub.add_parser("leg", help="CI leg: unit, functional and an e2e "
+                         "subset inside another release's root")
+    leg.add_argument("suite", choices=suites)
+    leg.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    leg.set_defaults(func=_cmd_leg)
+    in_root = sub.add_parser("in-root", help="run a command in the root's "
+                             "copy of this checkout (/proc, /sys, /dev "
+                             "mounted, unmounted after)")
+    in_root.add_argument("--host-at", metavar="PATH",
+                         help="also bind this host's / at PATH in the root "
+                         "(GPS_CEPH_DAEMON_ROOT=PATH: the host's Ceph)")
+    in_root.add_argument("suite", choices=suites)
+    in_root.add_argument("argv", nargs=argparse.REMAINDER)
+    in_root.set_defaults(func=_cmd_in_root)
     for name, func, text in (
             ("down", _cmd_down, "stop what `up` started"),
             ("status", _cmd_status, "the recorded processes and ceph -s")):

@@ -16,9 +16,11 @@ Ceph, memcached and the rados/rbd bindings come from Debian, not PyPI, so
 a fresh CI machine installs them here (as root) before anything starts.
 """
 
+import glob
 import importlib.util
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -47,13 +49,32 @@ _apt_updated = False
 _installed = set()
 
 
-def venv_packages():
-    """Debian's venv of the running interpreter when it lacks it
-    (``python3 -m venv`` fails without ensurepip, which Debian ships
-    apart, as python3.X-venv): () or ("python3.11-venv",)."""
-    if importlib.util.find_spec("ensurepip") is not None:
+def bindings_python(dist_packages="/usr/lib/python3/dist-packages"):
+    """The interpreter Debian's python3-rbd is built for, from the
+    installed extension's name (rbd.cpython-313-x86_64-linux-gnu.so:
+    "python3.13"): Debian 12 builds it for 3.11, 13 for 3.13, forky for
+    3.14 alone, whatever its default python3 is. None before
+    python3-rbd is installed."""
+    for path in sorted(glob.glob(os.path.join(dist_packages,
+                                              "rbd.cpython-3*.so"))):
+        match = re.match(r"rbd\.cpython-3(\d+)", os.path.basename(path))
+        if match:
+            return "python3.%s" % match.group(1)
+    return None
+
+
+def venv_packages(python=None):
+    """Debian's venv of ``python`` (default: the running interpreter)
+    when it lacks it (``python3 -m venv`` fails without ensurepip, which
+    Debian ships apart, as python3.X-venv): () or ("python3.13-venv",)."""
+    if python is None:
+        if importlib.util.find_spec("ensurepip") is not None:
+            return ()
+        return ("python%d.%d-venv" % sys.version_info[:2],)
+    if subprocess.run([python, "-c", "import ensurepip"],
+                      capture_output=True).returncode == 0:
         return ()
-    return ("python%d.%d-venv" % sys.version_info[:2],)
+    return ("%s-venv" % os.path.basename(python),)
 
 
 def ensure_packages(packages=PACKAGES, takes=None, out=None):
