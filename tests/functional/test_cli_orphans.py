@@ -222,7 +222,7 @@ def test_orphans_commands_really_remove_the_orphan(capsys, ceph, addr,
             for c in commands] == ['snap', 'rm']
     for command in commands:
         done = subprocess.run(['bash', '-c', command], capture_output=True,
-                              text=True, timeout=60, env=testbed._clean_env())
+                              text=True, timeout=60, env=testbed.clean_env())
         assert done.returncode == 0, done.stderr
     assert name not in ceph.images(helpers.POOL)
 
@@ -418,7 +418,7 @@ def test_orphans_without_ceph_bindings(addr, image):
     """show works without rados/rbd; orphans says what to install."""
     publish(addr, image, record(state='stored', nbytes=1, total=1))
     script = ('import sys; sys.modules["rados"] = sys.modules["rbd"] = None;'
-              'from glance_progress_store import cli;'
+              'from glance_progress_store.cmd import cli;'
               'sys.exit(cli.main(sys.argv[1:]))')
     done = subprocess.run([sys.executable, '-c', script, 'show', image,
                            '--servers', addr],
