@@ -12,10 +12,8 @@
 
 """glance-progress watch against the session's real memcached."""
 
-import contextlib
-import os
+import queue
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -37,13 +35,9 @@ from tests.cli_helpers import record
 from tests.cli_helpers import run
 from tests.cli_helpers import write_conf
 from tests import helpers
+from tests.helpers import parse_lines
 
 import testbed  # on sys.path through conftest
-
-
-def parse_lines(out):
-    return [line.split(None, 7) for line in out.splitlines()
-            if not line.startswith('#')]
 
 
 def later(delay, function, *args, **kwargs):
@@ -201,38 +195,13 @@ def test_watch_survives_a_memcached_restart(capsys, live_memcached,
     assert 'unreachable' in states
 
 
-@contextlib.contextmanager
-def terminal(columns):
-    """A real pseudo-terminal of `columns` columns; yields (out, read)."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ,
-                struct.pack('HHHH', 40, columns, 0, 0))
-    out = os.fdopen(slave, 'w', encoding='utf-8')
-
-    def read():
-        out.flush()
-        chunks = []
-        while select.select([master], [], [], 0.2)[0]:
-            chunks.append(os.read(master, 65536))
-        return b''.join(chunks).decode('utf-8', 'replace')
-    try:
-        yield out, read
-    finally:
-        out.close()
-        os.close(master)
-
-
 def watch_on(columns, addr, image):
     publish(addr, image, record(state='stored', nbytes=3 * MiB,
                                 total=4 * MiB))
     settings = sources.read_settings(servers=addr)
-    with terminal(columns) as (out, read):
-        assert watch.Watch(settings, [image], out).run() == 0
-        return read()
+    with helpers.Terminal(columns) as terminal:
+        assert watch.Watch(settings, [image], terminal.file).run() == 0
+        return terminal.text()
 
 
 def test_watch_on_a_terminal_draws_bars(addr, image):
@@ -255,11 +224,25 @@ def test_ctrl_c_exits_130_without_a_traceback(addr, image):
         [sys.executable, '-m', 'glance_progress_store.cmd.cli', 'watch', image,
          '--servers', addr, '--interval', '0.05'],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    reading = threading.Thread(target=lambda: [
+        lines.put(line) for line in iter(watching.stdout.readline, '')],
+        daemon=True)
+    reading.start()
     try:
-        assert watching.stdout.readline().split()[2] == 'uploading'
+        # SIGINT once the watch is in its loop: it has shown the upload
+        try:
+            first = lines.get(timeout=120)
+        except queue.Empty:
+            first = None
+        assert first is not None and first.split()[2] == 'uploading', (
+            first, watching.poll(), watching.poll() is not None and
+            watching.stderr.read())
         watching.send_signal(signal.SIGINT)
-        out, err = watching.communicate(timeout=30)
+        watching.wait(timeout=120)
+        err = watching.stderr.read()
     finally:
         watching.kill()
+        reading.join(10)
     assert watching.returncode == states.EXIT_INTERRUPTED == 130
     assert 'Traceback' not in err, err
