@@ -13,6 +13,7 @@
 """progress_rbd's add() on a real Ceph cluster, loaded as glance loads it."""
 
 import concurrent.futures
+import threading
 import uuid
 
 import pytest
@@ -84,11 +85,21 @@ def test_progress_is_monotonic_and_ends_stored(single_store, live_memcached,
     data = helpers.payload(24 * MiB)
     watcher = helpers.RecordWatcher([live_memcached.address], image_id)
     watcher.start()
+    body = helpers.Valve(data, limit=1)  # moves once the watcher saw it
+    upload = threading.Thread(target=helpers.add_single,
+                              args=(store, image_id, body, 0))
+    upload.start()
     try:
-        helpers.add_single(store, image_id,
-                           helpers.SlowReader(data, pause=0.02), 0)
+        while len(watcher.seen) < 4:
+            count = len(watcher.seen)
+            body.step_until('the watcher to see the record move', lambda: (
+                len(watcher.seen) > count), MiB)
+        body.open()
+        upload.join(60)
         watcher.wait_for('stored')
     finally:
+        body.open()
+        upload.join(60)
         watcher.stop()
     seen = watcher.seen
     assert len(seen) >= 5, seen  # progress was seen during the upload
