@@ -46,23 +46,82 @@ def later(delay, function, *args, **kwargs):
     return timer
 
 
-def test_watch_until_stored(capsys, addr, image):
+class Shown:
+    """sys.stdout of an in-process watch, teed: another thread (the
+    test's "upload") waits for a line before it changes the record, so
+    that the watch sees each state however busy the machine is."""
+
+    def __init__(self, out):
+        self.out = out
+        self.text = ''
+
+    def write(self, text):
+        self.text += text
+        return self.out.write(text)
+
+    def flush(self):
+        self.out.flush()
+
+    def isatty(self):
+        return False
+
+    def wait_line(self, what, predicate, timeout=30):
+        return helpers.wait_for('the watch to show ' + what, lambda: any(
+            predicate(line) for line in parse_lines(self.text)), timeout,
+            interval=0.01, on_timeout=lambda: ': %r' % self.text)
+
+
+def tee_stdout(monkeypatch):
+    """Shown on sys.stdout (capsys' while the test runs: pytest sets it
+    again after the fixtures, so this is called by the test itself)."""
+    tee = Shown(sys.stdout)
+    monkeypatch.setattr(sys, 'stdout', tee)
+    return tee
+
+
+class Upload(threading.Thread):
+    """The test's side of a watch: ``steps()`` in a thread; its error,
+    if any, is raised by ``check()``."""
+
+    def __init__(self, steps):
+        super().__init__(daemon=True)
+        self.steps = steps
+        self.error = None
+        self.start()
+
+    def run(self):
+        try:
+            self.steps()
+        except BaseException as e:
+            self.error = e
+
+    def check(self):
+        self.join(60)
+        assert not self.is_alive()
+        if self.error is not None:
+            raise self.error
+
+
+def test_watch_until_stored(capsys, monkeypatch, addr, image):
+    shown = tee_stdout(monkeypatch)
     # the operator starts watching before the upload starts
     started = time.time()
 
     def upload():
+        shown.wait_line('waiting', lambda line: line[2] == 'waiting')
         for nbytes in (0, MiB, 3 * MiB):
             publish(addr, image, records.ProgressRecord(
                 'uploading', nbytes, 4 * MiB, None, started, time.time()),
                 final=False)
-            time.sleep(0.2)
+            shown.wait_line('%d bytes' % nbytes, lambda line: line[3] == (
+                '%d/%d' % (nbytes, 4 * MiB)))
         publish(addr, image, records.ProgressRecord(
             'stored', 4 * MiB, 4 * MiB, None, started, time.time()))
 
-    timer = later(0.4, upload)
+    steps = Upload(upload)
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
-                       '--interval', 0.05, '--timeout', 30)
-    timer.join()
+                       '--interval', 0.05, '--timeout', 60)
+    steps.check()
     assert code == 0
     lines = parse_lines(out)
     assert lines[0] == [image, '-', 'waiting', '-', '-', '-', '-']
@@ -94,14 +153,33 @@ def test_watch_stalled(capsys, addr, image):
                                  '25.0%', '291B/s', '-']]
 
 
-def test_watch_becomes_stalled_when_updates_stop(capsys, addr, image):
-    publish(addr, image, record(nbytes=MiB, total=4 * MiB))
+def test_watch_becomes_stalled_when_updates_stop(capsys, monkeypatch, addr,
+                                                 image):
+    shown = tee_stdout(monkeypatch)
+    # the record is kept fresh until the watch showed it uploading
+    started = time.time()
+
+    def upload():
+        while True:
+            publish(addr, image, records.ProgressRecord(
+                'uploading', MiB, 4 * MiB, None, started, time.time()),
+                final=False)
+            try:
+                return shown.wait_line('uploading', lambda line: (
+                    line[2] == 'uploading'), timeout=0.2)
+            except RuntimeError:
+                continue  # not seen while fresh: a fresher one
+
+    steps = Upload(upload)
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--interval', 0.1, '--stall-after', 0.5,
-                       '--timeout', 30)
+                       '--timeout', 60)
+    steps.check()
     assert code == states.EXIT_STALLED
-    assert [line[2] for line in parse_lines(out)] == ['uploading',
-                                                      'stalled']
+    seen = [line[2] for line in parse_lines(out)]
+    assert seen[-1] == 'stalled' and len(seen) >= 2, seen
+    assert set(seen[:-1]) <= {'waiting', 'uploading'}, seen
+    assert 'uploading' in seen[:-1], seen
 
 
 def test_watch_unknown_after_wait_start(capsys, addr, image):
@@ -174,21 +252,24 @@ def test_watch_memcached_unreachable(capsys, image):
     assert line[2] == 'unreachable' and 'refused the connection' in line[7]
 
 
-def test_watch_survives_a_memcached_restart(capsys, live_memcached,
-                                            image):
+def test_watch_survives_a_memcached_restart(capsys, monkeypatch,
+                                            live_memcached, image):
+    shown = tee_stdout(monkeypatch)
     addr = live_memcached.address
     publish(addr, image, record(nbytes=1, total=2), final=False)
 
     def restart_then_store():
+        shown.wait_line('uploading', lambda line: line[2] == 'uploading')
         live_memcached.stop()
-        time.sleep(0.5)
+        shown.wait_line('unreachable', lambda line: (
+            line[2] == 'unreachable'))
         live_memcached.start()
         publish(addr, image, record(state='stored', nbytes=2, total=2))
 
-    timer = later(0.3, restart_then_store)
+    steps = Upload(restart_then_store)
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
-                       '--interval', 0.05, '--timeout', 30)
-    timer.join()
+                       '--interval', 0.05, '--timeout', 60)
+    steps.check()
     assert code == 0
     states = [line[2] for line in parse_lines(out)]
     assert states[0] == 'uploading' and states[-1] == 'stored'
