@@ -260,12 +260,6 @@ class RecordWatcher(threading.Thread):
             self.seen and self.seen[-1].state == state), timeout,
             interval=0.02, on_timeout=lambda: '; seen: %r' % self.seen)
 
-    def wait_bytes(self, nbytes, timeout=60):
-        """Until a record of exactly `nbytes` was seen; fails otherwise."""
-        return wait_for('the watcher to see %d bytes' % nbytes, lambda: any(
-            r.bytes == nbytes for r in self.seen), timeout, interval=0.02,
-            on_timeout=lambda: '; seen: %r' % self.seen)
-
     def stop(self):
         self._stop_event.set()
         self.join()
@@ -307,58 +301,57 @@ class Valve(io.RawIOBase):
             self._cond.notify_all()
             return chunk
 
-    @property
-    def limit(self):
-        return self._limit
-
     def open_to(self, nbytes):
         """Let reads go on up to ``nbytes`` bytes in all."""
         with self._cond:
             self._limit = max(self._limit, nbytes)
             self._cond.notify_all()
 
-    def step_until(self, what, seen, step, timeout=120, patience=2.0):
-        """Let ``step`` more bytes through, and again each ``patience``
-        seconds, until ``seen()`` is truthy; returns its value. The upload
-        stays in flight: never more than all but the last byte.
+    def let_through(self, step):
+        """``step`` bytes more, but never the last byte: the upload stays
+        in flight until ``open()``."""
+        self.open_to(min(self._limit + step, len(self._data) - 1))
 
-        The store counts a chunk once Ceph acknowledged its write, and
-        it collects acknowledgements when it has read another chunk (at
-        the latest when progress_rbd_writes_in_flight writes are in
-        flight): what a held upload shows may lag what it was sent, and
-        only more data moves it. ``patience`` only sets how much data
-        that takes; whatever the machine's speed, ``seen()`` decides.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            self.open_to(min(self._limit + step, len(self._data) - 1))
-            more_at = time.monotonic() + patience
-            while True:
-                value = seen()
-                if value:
-                    return value
-                now = time.monotonic()
-                if now > deadline:
-                    raise AssertionError(
-                        'timed out after %ss waiting for %s; the upload '
-                        'was let through %d bytes of %d, and read %d'
-                        % (timeout, what, self._limit, len(self._data),
-                           self.handed_out))
-                if now > more_at:
-                    break
-                time.sleep(0.02)
+    def step_until(self, what, seen, step, timeout=120, patience=2.0):
+        """helpers.step_until, ``step`` more bytes at a time."""
+        def state():
+            return '; the upload was let through %d bytes of %d, read %d' % (
+                self._limit, len(self._data), self.handed_out)
+        return step_until(what, seen, lambda: self.let_through(step),
+                          timeout, patience, on_timeout=state)
 
     def open(self):
         self.open_to(len(self._data))
 
-    def wait_handed_out(self, nbytes, timeout=60):
-        """Until the reader has taken ``nbytes`` (the limit, usually)."""
-        with self._cond:
-            if not self._cond.wait_for(
-                    lambda: self.handed_out >= nbytes, timeout):
-                raise AssertionError(
-                    'the upload read %d bytes of %d in %ss'
-                    % (self.handed_out, nbytes, timeout))
+
+def step_until(what, seen, let_more, timeout=120, patience=2.0,
+               on_timeout=None):
+    """Call ``let_more()`` (more data to a held upload), and again each
+    ``patience`` seconds, until ``seen()`` is truthy; returns its value.
+
+    The store counts a chunk once Ceph acknowledged its write, and it
+    collects acknowledgements when it has read another chunk (at the
+    latest when progress_rbd_writes_in_flight writes are in flight): what
+    a held upload shows may lag what it was sent, and only more data
+    moves it. ``patience`` only sets how much data that takes; whatever
+    the machine's speed, ``seen()`` decides.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        let_more()
+        more_at = time.monotonic() + patience
+        while True:
+            value = seen()
+            if value:
+                return value
+            now = time.monotonic()
+            if now > deadline:
+                raise AssertionError('timed out after %ss waiting for %s%s'
+                                     % (timeout, what, on_timeout()
+                                        if on_timeout else ''))
+            if now > more_at:
+                break
+            time.sleep(0.02)
 
 
 def parse_lines(text):

@@ -299,6 +299,33 @@ def openstack_on_a_terminal(auth, *args):
         return result, terminal.text()
 
 
+def upload_while_polled(client, image_id, data, ask, distinct=3):
+    """Upload ``data`` while a Poller calls ``ask()``; the upload is held
+    by the test until the poller saw ``distinct`` byte counts uploading.
+    Returns what the poller saw, (status code, JSON body) up to stored."""
+    poller = Poller(ask)
+    poller.start()
+    body = helpers.Valve(data, limit=1)
+    job = Upload(client, image_id, data, body=body)
+    job.start()
+
+    def counts():
+        return len({b['bytes'] for _, b in list(poller.seen)
+                    if b.get('state') == 'uploading'})
+    try:
+        while counts() < distinct:
+            before = counts()
+            body.step_until('the poller to see new bytes of %s' % image_id,
+                            lambda: counts() > before, CHUNK)
+    finally:
+        body.open()
+    assert job.result(120) is None
+    wait_image(client, image_id, lambda i: i['status'] == 'active')
+    poller.join(30)
+    poller.stop()
+    return poller.seen
+
+
 class Poller(threading.Thread):
     """What a portal does: calls ``ask()`` (one GET of the progress
     endpoint, a requests Response) until the record says stored."""
