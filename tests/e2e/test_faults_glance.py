@@ -219,8 +219,11 @@ def unstick(ceph):
 
 @pytest.fixture
 def osd_pauser(cluster):
-    """pause() SIGSTOPs the OSD; resume() returns when it was SIGCONTed.
-    It runs and serves I/O again after the test, whatever happened."""
+    """pause() SIGSTOPs the OSD; resume() SIGCONTs it and returns when
+    every PG of the fault stack's pools answered again (a PG can stay
+    "laggy" for a while after a long stop, longer on a busy machine): the
+    moment Ceph is back. It runs and serves I/O again after the test,
+    whatever happened."""
     class Pauser:
         paused = False
 
@@ -232,10 +235,9 @@ def osd_pauser(cluster):
             if not self.paused:
                 return None
             cluster.resume_osd()
-            resumed_at = time.monotonic()
             self.paused = False
-            unstick(cluster)
-            return resumed_at
+            unstick(cluster)  # every PG listed: serving again
+            return time.monotonic()
 
     pauser = Pauser()
     try:
@@ -251,10 +253,17 @@ def test_ceph_stops_answering_mid_upload(glance, cluster, mc, osd_pauser,
     client = glance.client()
     data = helpers.payload(160 * MiB, seed=3)
     image_id = new_image(client, cleanup)
-    job = Upload(client, image_id, data)
+    body = helpers.Valve(data, limit=1)  # held in flight until the pause
+    job = Upload(client, image_id, data, body=body)
     job.start()
-    wait_for_record(mc, image_id, lambda r: r.bytes >= CHUNK, timeout=60)
-    osd_pauser.pause()
+    try:
+        source = reader(mc)
+        body.step_until('a chunk in Ceph', lambda: (lambda r: (
+            r is not None and r.bytes >= CHUNK))(source.get(image_id)),
+            CHUNK)
+        osd_pauser.pause()
+    finally:
+        body.open()
     paused_at = time.monotonic()
     aborted = 'Failed to store image %s' % image_id
     orphan = 'Could not remove the partial RBD image %s/%s' % (POOL, image_id)
@@ -334,8 +343,17 @@ def test_client_disconnects_mid_upload(glance, cluster, mc, cleanup):
     image_id = new_image(client, cleanup)
     size = 64 * MiB
     sock = open_raw_upload(glance, image_id, size)
-    sock.sendall(helpers.payload(3 * CHUNK, seed=4))
-    wait_for_record(mc, image_id, lambda r: r.bytes >= CHUNK, timeout=60)
+    data = helpers.payload(size - CHUNK, seed=4)
+    sent = []  # a chunk at a time until one is in Ceph
+
+    def send_a_chunk():
+        if len(sent) * CHUNK < len(data):
+            sock.sendall(data[len(sent) * CHUNK:(len(sent) + 1) * CHUNK])
+            sent.append(CHUNK)
+    source = reader(mc)
+    helpers.step_until('a chunk in Ceph', lambda: (lambda r: (
+        r is not None and r.bytes >= CHUNK))(source.get(image_id)),
+        send_a_chunk)
     sock.close()
     closed_at = time.monotonic()
 
