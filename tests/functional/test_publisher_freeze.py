@@ -32,6 +32,7 @@ import testbed
 from glance_progress_store.read import reader as reader_mod
 from glance_progress_store import records
 from glance_progress_store.upload import publisher
+from tests import helpers
 
 TIMEOUT = 0.3  # progress_socket_timeout of the test publisher
 UPDATES = 40
@@ -112,12 +113,9 @@ def test_final_state_wins_after_a_freeze(servers, moment, length, repeat):
         frozen.resume()
 
     reader = reader_mod.ProgressReader(addresses, socket_timeout=2)
-    deadline = time.monotonic() + APPEAR_WITHIN
-    while reader.get(image_id) != final:
-        assert time.monotonic() < deadline, (
-            'record still %r %.1f s after memcached resumed'
-            % (reader.get(image_id), APPEAR_WITHIN))
-        time.sleep(0.05)
+    helpers.wait_for('the final record after memcached resumed', lambda: (
+        reader.get(image_id) == final), APPEAR_WITHIN, interval=0.05,
+        on_timeout=lambda: '; still %r' % reader.get(image_id))
     # ... and nothing older lands after it
     until = time.monotonic() + STAYS_FOR
     while time.monotonic() < until:
