@@ -157,24 +157,21 @@ def test_key_prefix(single_store, live_memcached, image_id):
 
 
 def test_concurrent_unknown_size_uploads_one_process(single_store, ceph,
-                                                     reader):
+                                                     reader, cleanup):
     store = single_store()
     ids = [str(uuid.uuid4()) for _ in range(8)]
+    cleanup.extend(ids)
     sources = {i: helpers.payload(3 * MiB + n * 333_333, seed=n)
                for n, i in enumerate(ids)}
-    try:
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            futures = {i: pool.submit(helpers.add_single, store, i,
-                                      helpers.SlowReader(d, pause=0.002), 0)
-                       for i, d in sources.items()}
-            results = {i: f.result() for i, f in futures.items()}
-        for i, data in sources.items():
-            helpers.check_stored(ceph, results[i], i, data)
-            record = helpers.wait_record(reader, i)
-            assert (record.state, record.bytes) == ('stored', len(data))
-    finally:
-        for i in ids:
-            helpers.remove_image(ceph, helpers.POOL, i)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = {i: pool.submit(helpers.add_single, store, i,
+                                  helpers.SlowReader(d, pause=0.002), 0)
+                   for i, d in sources.items()}
+        results = {i: f.result() for i, f in futures.items()}
+    for i, data in sources.items():
+        helpers.check_stored(ceph, results[i], i, data)
+        record = helpers.wait_record(reader, i)
+        assert (record.state, record.bytes) == ('stored', len(data))
 
 
 def _publisher_of(store):
