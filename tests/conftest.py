@@ -72,12 +72,28 @@ def live_memcached(memcached):
 
 
 @pytest.fixture
-def image_id(ceph):
+def image_pools(ceph):
+    """Where ``cleanup`` removes images: (cluster, pools). The session's
+    Ceph here; a module whose images live elsewhere overrides it."""
+    return ceph, (helpers.POOL, helpers.POOL2)
+
+
+@pytest.fixture
+def cleanup(image_pools):
+    """Image ids (RBD image names) to remove after the test, whatever
+    happened: the tests' one "delete afterwards" fixture."""
+    names = []
+    yield names
+    cluster, pools = image_pools
+    helpers.remove_images(cluster, pools, names)
+
+
+@pytest.fixture
+def image_id(cleanup):
     """A fresh image id; its RBD image is removed after the test."""
     image = str(uuid.uuid4())
-    yield image
-    for pool in (helpers.POOL, helpers.POOL2):
-        helpers.remove_image(ceph, pool, image)
+    cleanup.append(image)
+    return image
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from oslo_config import cfg
 import glance_store
 from glance_store import multi_backend
 
+import testbed  # tools/ is on sys.path (tests/conftest.py)
+
 from glance_progress_store.read import reader as reader_mod
 from glance_progress_store import records
 
@@ -196,31 +198,41 @@ def rbd_exists(ceph, pool, name):
 def remove_image(ceph, pool, name):
     """Remove an image, its snapshots first, whatever its name (librbd:
     the rbd CLI cannot address names with "/" or "@")."""
+    remove_images(ceph, [pool], [name])
+
+
+def remove_images(ceph, pools, names):
+    """Remove each of ``names`` that exists in any of ``pools``: the
+    store's own removal (snapshots unprotected and removed first), on one
+    cluster connection."""
     import rados
     import rbd
+
+    from glance_progress_store import store as store_mod
     with rados.Rados(conffile=ceph.conf_path) as cluster:
-        with cluster.open_ioctx(pool) as ioctx:
-            try:
-                with rbd.Image(ioctx, name) as image:
-                    for snap in image.list_snaps():
-                        if image.is_protected_snap(snap['name']):
-                            image.unprotect_snap(snap['name'])
-                        image.remove_snap(snap['name'])
-                rbd.RBD().remove(ioctx, name)
-            except rbd.ImageNotFound:
-                pass
+        for pool in pools:
+            with cluster.open_ioctx(pool) as ioctx:
+                for name in names:
+                    try:
+                        store_mod._remove_image(ioctx, name)
+                    except rbd.ImageNotFound:
+                        pass
+
+
+wait_for = testbed.wait_for  # the one "poll until" of the tests
 
 
 def wait_record(reader, image_id, backend=None, state='stored', timeout=15):
-    """Poll until the record reaches `state`; returns it (or the last)."""
-    deadline = time.monotonic() + timeout
-    record = None
-    while time.monotonic() < deadline:
-        record = reader.get(image_id, backend)
-        if record is not None and record.state == state:
-            return record
-        time.sleep(0.05)
-    return record
+    """Poll until the record reaches `state`; returns it, or fails with
+    the last one read."""
+    last = []
+
+    def reached():
+        last[:] = [reader.get(image_id, backend)]
+        return last[0] is not None and last[0].state == state and last[0]
+    return wait_for('the record of %s to be %s' % (image_id, state),
+                    reached, timeout, interval=0.05,
+                    on_timeout=lambda: '; last record: %r' % last)
 
 
 class RecordWatcher(threading.Thread):
@@ -243,13 +255,11 @@ class RecordWatcher(threading.Thread):
                 self.seen.append(record)
             time.sleep(self._interval)
 
-    def wait_for(self, state, timeout=15):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.seen and self.seen[-1].state == state:
-                return True
-            time.sleep(0.02)
-        return False
+    def wait_for(self, state, timeout=30):
+        """Until the last record seen is in `state`; fails otherwise."""
+        return wait_for('the watcher to see %s' % state, lambda: (
+            self.seen and self.seen[-1].state == state), timeout,
+            interval=0.02, on_timeout=lambda: '; seen: %r' % self.seen)
 
     def stop(self):
         self._stop_event.set()
@@ -268,6 +278,156 @@ def raw_sizes(reader, image_id, backend=None):
         client.disconnect_all()
     return tuple(int(found[k]) if k in found else None
                  for k in (keys.total, keys.uploading))
+
+
+class Valve(io.RawIOBase):
+    """An upload body the test meters out: reads hand out data up to
+    ``limit`` bytes and then block until the test opens the valve further
+    (``open_to``) or fully (``open``). An upload that must be seen in
+    flight is held there by the test, not by a pace and luck.
+
+    A read blocked for ``max_wait`` seconds fails (as a client that went
+    away), so that a test that failed before opening the valve does not
+    leave its upload hanging.
+    """
+
+    def __init__(self, data, limit=0, max_wait=120):
+        self._data = memoryview(data)
+        self._limit = limit
+        self._max_wait = max_wait
+        self._cond = threading.Condition()
+        self.handed_out = 0
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        with self._cond:
+            if not self._cond.wait_for(
+                    lambda: self.handed_out < self._limit or
+                    self.handed_out >= len(self._data), self._max_wait):
+                raise IOError('the test never opened the valve past %d '
+                              'bytes' % self._limit)
+            end = min(len(self._data), self._limit)
+            if size is not None and size >= 0:
+                end = min(end, self.handed_out + size)
+            chunk = bytes(self._data[self.handed_out:end])
+            self.handed_out = end
+            self._cond.notify_all()
+            return chunk
+
+    def open_to(self, nbytes):
+        """Let reads go on up to ``nbytes`` bytes in all."""
+        with self._cond:
+            self._limit = max(self._limit, nbytes)
+            self._cond.notify_all()
+
+    def let_through(self, step):
+        """``step`` bytes more, but never the last byte: the upload stays
+        in flight until ``open()``."""
+        self.open_to(min(self._limit + step, len(self._data) - 1))
+
+    def step_until(self, what, seen, step, timeout=120, patience=2.0):
+        """helpers.step_until, ``step`` more bytes at a time."""
+        def state():
+            return '; the upload was let through %d bytes of %d, read %d' % (
+                self._limit, len(self._data), self.handed_out)
+        return step_until(what, seen, lambda: self.let_through(step),
+                          timeout, patience, on_timeout=state)
+
+    def open(self):
+        self.open_to(len(self._data))
+
+
+def step_until(what, seen, let_more, timeout=120, patience=2.0,
+               on_timeout=None):
+    """Call ``let_more()`` (more data to a held upload), and again each
+    ``patience`` seconds, until ``seen()`` is truthy; returns its value.
+
+    The store counts a chunk once Ceph acknowledged its write, and it
+    collects acknowledgements when it has read another chunk (at the
+    latest when progress_rbd_writes_in_flight writes are in flight): what
+    a held upload shows may lag what it was sent, and only more data
+    moves it. ``patience`` only sets how much data that takes; whatever
+    the machine's speed, ``seen()`` decides.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        let_more()
+        more_at = time.monotonic() + patience
+        while True:
+            value = seen()
+            if value:
+                return value
+            now = time.monotonic()
+            if now > deadline:
+                raise AssertionError('timed out after %ss waiting for %s%s'
+                                     % (timeout, what, on_timeout()
+                                        if on_timeout else ''))
+            if now > more_at:
+                break
+            time.sleep(0.02)
+
+
+def parse_lines(text):
+    """The fields of ``glance-progress watch``'s plain lines (# lines
+    left out): id, backend, state, bytes, percent, rate, eta, rest."""
+    return [line.split(None, 7) for line in text.splitlines()
+            if not line.startswith('#')]
+
+
+class Terminal:
+    """A real pseudo-terminal of ``columns`` columns, drained all along
+    by a thread (a writer never blocks on a full pty).
+
+    ``fd`` is its slave end, for a subprocess; ``file`` a text file on
+    it, for in-process writers; ``text()`` closes both and returns what
+    was shown once every writer closed its end.
+    """
+
+    def __init__(self, columns):
+        import fcntl
+        import pty
+        import struct
+        import termios
+        self.master, self.fd = pty.openpty()
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ,
+                    struct.pack('HHHH', 40, columns, 0, 0))
+        self.file = os.fdopen(os.dup(self.fd), 'w', encoding='utf-8')
+        self._chunks = []
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
+
+    def _drain(self):
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # EIO: every slave end is closed
+                return
+            if not chunk:
+                return
+            self._chunks.append(chunk)
+
+    def _close_slave(self):
+        if not self.file.closed:
+            self.file.close()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def text(self, timeout=30):
+        self._close_slave()
+        self._drainer.join(timeout)
+        assert not self._drainer.is_alive(), 'a writer kept the pty open'
+        return b''.join(self._chunks).decode('utf-8', 'replace')
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._close_slave()
+        self._drainer.join(5)
+        os.close(self.master)
 
 
 def digests(data):

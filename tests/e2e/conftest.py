@@ -57,16 +57,6 @@ def glance_multi(ceph, memcached, workdir):
         yield api
 
 
-@pytest.fixture
-def cleanup(ceph):
-    """Images to delete from Ceph after the test, whatever glance did."""
-    created = []
-    yield created
-    for image_id in created:
-        for pool in (helpers.POOL, helpers.POOL2):
-            helpers.remove_image(ceph, pool, image_id)
-
-
 # -- Keystone: real tokens through keystonemiddleware's authtoken --------
 
 @pytest.fixture(scope='session')
@@ -206,15 +196,3 @@ def glance(stacks):
     is pointed at a port nothing listens on: a cloud without Barbican."""
     return stacks.start('main', extra_conf={'barbican': {
         'auth_endpoint': 'http://127.0.0.1:%d/v3' % testbed.free_port()}})
-
-
-@pytest.fixture
-def created(cluster):
-    """Image ids to remove from Ceph after the test, whatever happened."""
-    ids = []
-    yield ids
-    for pool in (POOL, QUOTA_POOL):
-        left = set(cluster.images(pool))
-        for image_id in ids:
-            if image_id in left:
-                helpers.remove_image(cluster, pool, image_id)

@@ -25,10 +25,6 @@ import threading
 import time
 import uuid
 
-import pytest
-
-import testbed
-
 from glance_progress_store.read import reader as reader_mod
 from tests import helpers
 
@@ -42,6 +38,8 @@ RADOS_TIMEOUT = 5
 # python-glanceclient reads the body 1 MiB at a time, so SlowReader's
 # pause is per MiB: 0.05 s paces an upload at about 20 MiB/s.
 PACE = 0.05
+# testbed.GlanceAPI's rbd_store_chunk_size: the store writes 8 MiB chunks.
+CHUNK = 8 * helpers.MiB
 
 
 def new_image(client, created, **properties):
@@ -61,23 +59,13 @@ def chunked(data):
 
 
 def wait_image(client, image_id, until, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        image = client.images.get(image_id)
-        if until(image):
-            return image
-        time.sleep(0.2)
-    raise AssertionError('image %s never got there: %s' % (image_id, image))
+    last = []
 
-
-def wait_for(what, predicate, timeout, interval=0.2):
-    """testbed.wait_for as a test failure; returns the seconds waited."""
-    started = time.monotonic()
-    try:
-        testbed.wait_for(what, predicate, timeout, interval)
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    return time.monotonic() - started
+    def reached():
+        last[:] = [client.images.get(image_id)]
+        return until(last[0]) and last[0]
+    return helpers.wait_for('image %s to get there' % image_id, reached,
+                            timeout, on_timeout=lambda: ': %s' % last)
 
 
 def check_image(api, ceph, image_id, data, pool=POOL):
@@ -99,9 +87,7 @@ def check_image(api, ceph, image_id, data, pool=POOL):
 
 
 def reader(memcached):
-    # A new reader whenever memcached may have been away: python-memcached
-    # skips a server for 30 s (its dead_retry) once a request to it failed,
-    # so a reader kept across a restart reports "no record" meanwhile.
+    # A new reader whenever memcached may have been away or restarted.
     return reader_mod.ProgressReader([memcached.address])
 
 
@@ -111,16 +97,15 @@ def read_record(memcached, image_id):
 
 def wait_for_record(memcached, image_id, predicate, timeout):
     """Poll until predicate(record) holds; returns the record, or fails."""
-    deadline = time.monotonic() + timeout
     source = reader(memcached)
-    record = None
-    while time.monotonic() < deadline:
-        record = source.get(image_id)
-        if record is not None and predicate(record):
-            return record
-        time.sleep(0.05)
-    pytest.fail('record of %s never got there in %ss: %s'
-                % (image_id, timeout, record))
+    last = []
+
+    def reached():
+        last[:] = [source.get(image_id)]
+        return last[0] is not None and predicate(last[0]) and last[0]
+    return helpers.wait_for('the record of %s to get there' % image_id,
+                            reached, timeout, interval=0.05,
+                            on_timeout=lambda: ': %s' % last)
 
 
 def log_text(api):
@@ -131,11 +116,15 @@ def log_text(api):
 class Upload(threading.Thread):
     """A glanceclient upload that runs while the test injects a fault."""
 
-    def __init__(self, client, image_id, data, pace=PACE, image_size=None):
+    def __init__(self, client, image_id, data, pace=PACE, image_size=None,
+                 body=None):
+        """``body``, a helpers.Valve of ``data`` say, is sent instead of
+        ``data`` at ``pace``."""
         super().__init__(daemon=True)
         self._client = client
         self._image_id = image_id
         self._data = data
+        self._body = body
         self._pace = pace
         self._size = len(data) if image_size is None else image_size
         self.error = None
@@ -146,8 +135,8 @@ class Upload(threading.Thread):
         started = time.monotonic()
         try:
             self._client.images.upload(
-                self._image_id, helpers.SlowReader(self._data, self._pace),
-                image_size=self._size)
+                self._image_id, self._body or helpers.SlowReader(
+                    self._data, self._pace), image_size=self._size)
         except Exception as e:
             self.error = e
         self.ended_at = time.monotonic()
@@ -206,18 +195,91 @@ def read_raw_response(sock):
 OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
 
 
+def _openstack_command(auth, args):
+    auth_args, auth_env = auth
+    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
+    env.update(auth_env)
+    return [OPENSTACK] + auth_args + [str(a) for a in args], env
+
+
 def openstack(auth, *args, stderr=subprocess.PIPE, timeout=120):
     """Runs ``openstack AUTH... ARGS...``; the CompletedProcess.
 
     `auth` is an (arguments, environment) pair; no OS_* variable of the
     test's own environment leaks in.
     """
-    auth_args, auth_env = auth
-    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
-    env.update(auth_env)
-    return subprocess.run([OPENSTACK] + auth_args + [str(a) for a in args],
-                          stdout=subprocess.PIPE, stderr=stderr, env=env,
-                          text=True, timeout=timeout)
+    command, env = _openstack_command(auth, args)
+    return subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr,
+                          env=env, text=True, timeout=timeout)
+
+
+class Follower:
+    """``openstack AUTH... ARGS...`` running (a ``--wait``), its stderr
+    lines collected as they come, so that the test can wait for one."""
+
+    def __init__(self, auth, *args):
+        command, env = _openstack_command(auth, args)
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env, text=True)
+        self.lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def shown(self, predicate):
+        """The fields of the first line shown that ``predicate(fields)``
+        accepts (helpers.parse_lines), or None."""
+        return next((f for f in helpers.parse_lines(''.join(self.lines))
+                     if predicate(f)), None)
+
+    def result(self, timeout=120):
+        """Wait for the end: the CompletedProcess."""
+        try:
+            self.proc.wait(timeout)
+        finally:
+            self.proc.kill()
+        out = self.proc.stdout.read()
+        self._reader.join(30)
+        return subprocess.CompletedProcess(self.proc.args,
+                                           self.proc.returncode, out,
+                                           ''.join(self.lines))
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+def follow_until_stored(auth, body, distinct, *args):
+    """``show --wait`` (ARGS...) of an upload held by ``body`` (a Valve):
+    the upload moves only once the command showed its bytes so far, until
+    it showed ``distinct`` byte counts uploading; the CompletedProcess."""
+    image_id = args[0]
+    follower = Follower(auth, 'image', 'progress', 'show', *args)
+    try:
+        helpers.wait_for('show --wait to show the upload uploading', lambda: (
+            follower.shown(lambda f: f[2] == 'uploading')), 120,
+            interval=0.05, on_timeout=lambda: ': %s' % follower.lines)
+        seen = set()
+        while len(seen) < distinct:
+            line = follower.shown(lambda f: f[2] == 'uploading' and (
+                f[3] not in seen))
+            if line is None:
+                line = body.step_until(
+                    'show --wait to show %s with new bytes' % image_id,
+                    lambda: follower.shown(lambda f: f[2] == 'uploading'
+                                           and f[3] not in seen),
+                    CHUNK, patience=3)
+            seen.add(line[3])
+        body.open()
+        return follower.result(120)
+    finally:
+        body.open()
+        follower.kill()
 
 
 def failed_cleanly(result, *phrases):
@@ -232,35 +294,36 @@ def failed_cleanly(result, *phrases):
 def openstack_on_a_terminal(auth, *args):
     """``openstack`` with its stderr on a pseudo-terminal (120 columns):
     (CompletedProcess, what the terminal showed)."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 120, 0, 0))
+    with helpers.Terminal(120) as terminal:
+        result = openstack(auth, *args, stderr=terminal.fd)
+        return result, terminal.text()
+
+
+def upload_while_polled(client, image_id, data, ask, distinct=3):
+    """Upload ``data`` while a Poller calls ``ask()``; the upload is held
+    by the test until the poller saw ``distinct`` byte counts uploading.
+    Returns what the poller saw, (status code, JSON body) up to stored."""
+    poller = Poller(ask)
+    poller.start()
+    body = helpers.Valve(data, limit=1)
+    job = Upload(client, image_id, data, body=body)
+    job.start()
+
+    def counts():
+        return len({b['bytes'] for _, b in list(poller.seen)
+                    if b.get('state') == 'uploading'})
     try:
-        result = openstack(auth, *args, stderr=slave)
-        os.close(slave)
-        slave = None
-        text = b''
-        try:
-            while True:
-                chunk = os.read(master, 65536)
-                if not chunk:
-                    break
-                text += chunk
-        except OSError:  # EIO: the pty's other end is closed
-            pass
+        while counts() < distinct:
+            before = counts()
+            body.step_until('the poller to see new bytes of %s' % image_id,
+                            lambda: counts() > before, CHUNK)
     finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    return result, text.decode('utf-8', 'replace')
-
-
-def parse_lines(text):
-    return [line.split(None, 7) for line in text.splitlines()
-            if not line.startswith('#')]
+        body.open()
+    assert job.result(120) is None
+    wait_image(client, image_id, lambda i: i['status'] == 'active')
+    poller.join(30)
+    poller.stop()
+    return poller.seen
 
 
 class Poller(threading.Thread):

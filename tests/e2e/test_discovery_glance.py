@@ -17,10 +17,10 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
+from tests.e2e.helpers import CHUNK
 from tests.e2e.helpers import new_image
 from tests import helpers
 from tests.helpers import MiB
@@ -62,26 +62,31 @@ def test_three_uploads_through_two_glance_apis_all_listed(
         client = api.client()
         image_id = new_image(client, cleanup)
         data = helpers.payload(40 * MiB, seed=len(jobs))
+        body = helpers.Valve(data, limit=1)  # in flight until listed
         thread = threading.Thread(target=client.images.upload, args=(
-            image_id, helpers.SlowReader(data, pause=0.1)),
-            kwargs=dict(image_size=len(data), **kwargs), daemon=True)
+            image_id, body), kwargs=dict(image_size=len(data), **kwargs),
+            daemon=True)
         thread.start()
-        jobs.append((image_id, thread, kwargs.get('backend')))
-    expected = {(i, b) for i, _, b in jobs}
+        jobs.append((image_id, thread, kwargs.get('backend'), body))
+    expected = {(i, b) for i, _, b, _ in jobs}
+
+    def all_listed():
+        code, listed = glance_progress_list('--servers', memcached.address)
+        found = {(v['image_id'], v['backend']) for v in listed
+                 if v['state'] == 'uploading' and v['bytes']}
+        return expected <= found and (code, listed)
+
+    def a_chunk_more():
+        for _, _, _, body in jobs:
+            body.let_through(CHUNK)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            code, listed = glance_progress_list('--servers',
-                                                memcached.address)
-            found = {(v['image_id'], v['backend']) for v in listed
-                     if v['state'] == 'uploading' and v['bytes']}
-            if expected <= found:
-                break
-            assert time.monotonic() < deadline, listed
-            time.sleep(0.2)
+        code, _ = helpers.step_until('all three listed with bytes',
+                                     all_listed, a_chunk_more, patience=3)
         assert code == 0
     finally:
-        for _, thread, _ in jobs:
+        for _, thread, _, body in jobs:
+            body.open()
+        for _, thread, _, _ in jobs:
             thread.join(120)
     # once stored, they leave the list, and --since shows them
     code, listed = glance_progress_list('--servers', memcached.address)

@@ -32,25 +32,29 @@ import time
 import urllib.error
 import urllib.request
 
+from glanceclient import exc as glance_exc
 import pytest
 
 import testbed
 
+from glance_progress_store.read import reader as reader_mod
 from tests.e2e.helpers import new_image
 from tests.e2e.helpers import Upload
 from tests.e2e.helpers import wait_image
 from tests import helpers
 from tests.helpers import MiB
+from tests.helpers import wait_for as until
 
 pytestmark = pytest.mark.e2e
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SCREENSHOT = os.path.join(ROOT, 'docs', 'images', 'live-page.png')
-# Paced at 5 MiB/s (SlowReader's pause is per MiB read by glanceclient):
-# with 8 MiB chunks, the record moves every 1.6 s for about 10 s.
-PACE = 0.2
 STALL_AFTER = 4.0
+# glance's rbd_store_chunk_size in the test bed: the record moves by 8 MiB.
+# The uploads here are held by a helpers.Valve: they move when the test
+# lets more data through, once it has seen what it waits for.
+CHUNK = 8 * MiB
 
 # Every metric family and its type (what text_string_to_metric_families
 # reports: a counter's name has no _total).
@@ -68,14 +72,6 @@ FAMILIES = {
     'glance_progress_refresh_duration_seconds': 'gauge',
     'glance_progress_refresh_age_seconds': 'gauge',
 }
-
-
-@pytest.fixture
-def cleanup(ceph):
-    created = []
-    yield created
-    for image_id in created:
-        helpers.remove_image(ceph, helpers.POOL, image_id)
 
 
 class ExporterProcess:
@@ -125,30 +121,17 @@ def exporter(glance_single):
         assert 'Traceback' not in err, err
 
 
-def until(what, predicate, timeout, interval=0.25):
-    """The first truthy value of ``predicate()``; fails the test after
-    `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail('timed out after %ss waiting for %s' % (timeout, what))
-        time.sleep(interval)
-
-
 def _families(text):
     from prometheus_client import parser
     return {f.name: f for f in parser.text_string_to_metric_families(text)}
 
 
 def test_prometheus_scrapes_an_upload_in_flight(glance_single, exporter,
-                                                cleanup, tmp_path):
+                                                memcached, cleanup, tmp_path):
     prom = testbed.Prometheus(str(tmp_path / 'prometheus'),
                               ['127.0.0.1:%d' % exporter.port])
     prom.start()
-    upload = None
+    upload = body = None
     try:
         until('prometheus to scrape the exporter', lambda: any(
             health == 'up' for health, _ in prom.targets_health().values()),
@@ -156,27 +139,50 @@ def test_prometheus_scrapes_an_upload_in_flight(glance_single, exporter,
         client = glance_single.client()
         image_id = new_image(client, cleanup)
         data = helpers.payload(48 * MiB + 5)
-        upload = Upload(client, image_id, data, pace=PACE)
+        body = helpers.Valve(data, limit=1)
+        upload = Upload(client, image_id, data, body=body)
         upload.start()
         stored = 'glance_progress_upload_stored_bytes{image_id="%s"}' % (
             image_id)
         in_flight = 'sum(glance_progress_uploads_in_flight{state="uploading"})'
 
-        def uploading():
+        def scraped(above):
             got = prom.query(stored)
-            return got and 0 < got[0][1] < len(data) and got[0][1]
-        first = until('prometheus to see the upload', uploading, 30)
+            return got and got[0][1] > above and got[0][1]
+        until('prometheus to see the upload', lambda: prom.query(stored), 60)
+        first = body.step_until('prometheus to see bytes stored',
+                                lambda: scraped(0), CHUNK, patience=4)
         assert prom.query(in_flight)[0][1] == 1
         total = prom.query('glance_progress_upload_total_bytes{image_id="%s"}'
                            % image_id)
         assert total[0][1] == len(data)
-        second = until('stored bytes to rise', lambda: (
-            lambda now: now if now and now > first else None)(uploading()),
-            20)
+        second = body.step_until('stored bytes to rise',
+                                 lambda: scraped(first), CHUNK, patience=4)
         assert first < second < len(data)
-        age = prom.query('glance_progress_upload_last_update_age_seconds'
-                         '{image_id="%s"}' % image_id)[0][1]
-        assert 0 <= age < STALL_AFTER
+
+        # held: the age of the upload is that of its record at the scrape
+        # (Prometheus stamps a sample with the scrape's start)
+        source = reader_mod.ProgressReader([memcached.address])
+        age_of = ('glance_progress_upload_last_update_age_seconds'
+                  '{image_id="%s"}' % image_id)
+
+        def at(instant, expr):
+            [result] = prom.api('query', query=expr, time=instant)['result']
+            return float(result['value'][1])
+
+        def same_record():
+            instant = time.time()
+            record = source.get(image_id)
+            return record.bytes == at(instant, stored) and (instant, record)
+        instant, record = until('a scrape of the record in memcached',
+                                same_record, 30)
+        age, scraped_at = at(instant, age_of), at(
+            instant, 'timestamp(%s)' % age_of)
+        took = at(instant, 'scrape_duration_seconds')
+        assert record.state == 'uploading'
+        assert (scraped_at - record.updated_at - 0.002 <= age <=
+                scraped_at + took - record.updated_at + 0.002), (
+            age, scraped_at, took, record)
         up = prom.query('glance_progress_memcached_up')
         assert [v for _, v in up] == [1.0]
 
@@ -187,17 +193,20 @@ def test_prometheus_scrapes_an_upload_in_flight(glance_single, exporter,
         for name, kind in FAMILIES.items():
             assert families[name].type == kind, name
 
+        body.open()
         assert upload.result(timeout=120) is None
         wait_image(client, image_id, lambda i: i['status'] == 'active')
         # stored: no longer in flight, still listed within --since
         until('the upload to leave the in-flight gauge', lambda: prom.query(
-            in_flight)[0][1] == 0, 20, interval=0.5)
+            in_flight)[0][1] == 0, 30, interval=0.5)
         assert prom.query('glance_progress_upload_state{image_id="%s"}'
                           % image_id)[0][0]['state'] == 'stored'
         assert prom.query(stored)[0][1] == len(data)
         scrapes = prom.query('glance_progress_refreshes_total')[0][1]
         assert scrapes >= 2
     finally:
+        if body is not None:
+            body.open()
         if upload is not None:
             upload.join(120)
         prom.stop()
@@ -280,20 +289,26 @@ def test_live_page_follows_an_upload_and_marks_it_stalled(
     image_id = new_image(client, cleanup)
     data = helpers.payload(56 * MiB + 3)
     driver = _browser(str(tmp_path / 'chromium'))
-    upload = Upload(client, image_id, data, pace=PACE)
+    body = helpers.Valve(data, limit=1)
+    upload = Upload(client, image_id, data, body=body)
     stopped = []
     try:
         driver.get(exporter.url)
         assert driver.title == 'Glance image uploads'
         upload.start()
-        first = until('the page to show the upload', lambda: (
-            _row(driver, image_id) or {}).get('value') not in (None, '0')
-            and _row(driver, image_id), 30, interval=0.2)
+
+        def row_above(value):
+            row = _row(driver, image_id)
+            return row and row['value'] is not None and (
+                row['value'] > value) and row
+        until('the page to show the upload', lambda: _row(
+            driver, image_id), 60, interval=0.2)
+        first = body.step_until('the page to show bytes stored',
+                                lambda: row_above(0), CHUNK, patience=3)
         assert first['class'] == 'uploading'
         assert first['cells'][2] == 'uploading'
-        second = until('the bar to move', lambda: (
-            lambda r: r and r['value'] != first['value'] and r)(
-                _row(driver, image_id)), 20, interval=0.2)
+        second = body.step_until('the bar to move', lambda: row_above(
+            first['value']), CHUNK, patience=3)
         assert second['value'] > first['value']
         assert float(second['valuenow']) == second['value']
         assert second['width'] > 50  # a bar, not a dot
@@ -324,6 +339,7 @@ def test_live_page_follows_an_upload_and_marks_it_stalled(
             os.kill(pid, signal.SIGCONT)
         stopped.clear()
 
+        body.open()
         assert upload.result(timeout=120) is None
         wait_image(client, image_id, lambda i: i['status'] == 'active')
         done = until('the page to show it stored', lambda: (
@@ -350,6 +366,7 @@ def test_live_page_follows_an_upload_and_marks_it_stalled(
     finally:
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
+        body.open()
         driver.quit()
         upload.join(120)
 
@@ -361,19 +378,28 @@ def _failures(exporter):
             if s.name.endswith('_total')}
 
 
+def _refreshes(exporter):
+    families = _families(exporter.get('metrics'))
+    return families['glance_progress_refreshes'].samples[0].value
+
+
 def test_a_failed_upload_is_counted_once(glance_single, exporter, cleanup):
     from tests.e2e.conftest import IMAGE_SIZE_CAP
     before = _failures(exporter).get('source_error', 0)
     client = glance_single.client()
     image_id = new_image(client, cleanup)
     data = helpers.payload(IMAGE_SIZE_CAP + MiB)  # glance refuses it
-    with pytest.raises(Exception):
+    with pytest.raises(glance_exc.HTTPOverLimit):
         client.images.upload(image_id, helpers.SlowReader(data))
     until('the failure to be counted', lambda: _failures(exporter).get(
-        'source_error', 0) == before + 1, 10)
+        'source_error', 0) == before + 1, 30)
     view = exporter.view(image_id)
     assert (view['state'], view['reason']) == ('failed', 'source_error')
-    time.sleep(1.5)  # three more refreshes list the same record
+    # three more refreshes list the same failed record
+    counted_at = _refreshes(exporter)
+    until('three more refreshes', lambda: _refreshes(
+        exporter) >= counted_at + 3, 30)
+    assert exporter.view(image_id)['state'] == 'failed'
     assert _failures(exporter)['source_error'] == before + 1
 
 

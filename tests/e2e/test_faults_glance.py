@@ -64,10 +64,10 @@ from tests.e2e.helpers import read_record
 from tests.e2e.helpers import reader
 from tests.e2e.helpers import upload
 from tests.e2e.helpers import Upload
-from tests.e2e.helpers import wait_for
 from tests.e2e.helpers import wait_for_record
 from tests import helpers
 from tests.helpers import MiB
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +83,12 @@ FROZEN_AFTER_UPLOAD = 2.0
 GLANCE_500 = 'The server has either erred or is incapable'
 
 
+@pytest.fixture
+def image_pools(cluster):
+    """``cleanup`` removes images from the fault stack's own Ceph."""
+    return cluster, (POOL, QUOTA_POOL)
+
+
 # -- 1. memcached down, killed or frozen -------------------------------
 
 # frozen-then-restarted: a hung memcached that a watchdog kills and
@@ -93,13 +99,13 @@ MEMCACHED_FAULTS = ('down-from-start', 'killed-mid-upload',
 
 @pytest.mark.parametrize('fault', MEMCACHED_FAULTS)
 def test_memcached_fault_never_fails_an_upload(glance, cluster, live_mc,
-                                               created, fault):
+                                               cleanup, fault):
     client = glance.client()
     data = helpers.payload(40 * MiB + 4321, seed=len(fault))
-    error, baseline = upload(client, new_image(client, created), data)
+    error, baseline = upload(client, new_image(client, cleanup), data)
     assert error is None
 
-    image_id = new_image(client, created)
+    image_id = new_image(client, cleanup)
     if fault == 'down-from-start':
         live_mc.stop()
         error, elapsed = upload(client, image_id, data)
@@ -143,10 +149,10 @@ def test_memcached_fault_never_fails_an_upload(glance, cluster, live_mc,
 
 # -- 2. the pool's quota reached mid-upload ----------------------------
 
-def test_pool_quota_reached_mid_upload(stacks, cluster, mc, created):
+def test_pool_quota_reached_mid_upload(stacks, cluster, mc, cleanup):
     api = stacks.start('quota', pool=QUOTA_POOL)
     client = api.client()
-    image_id = new_image(client, created)
+    image_id = new_image(client, cleanup)
     size = 128 * MiB
     flagged = []
 
@@ -213,8 +219,11 @@ def unstick(ceph):
 
 @pytest.fixture
 def osd_pauser(cluster):
-    """pause() SIGSTOPs the OSD; resume() returns when it was SIGCONTed.
-    It runs and serves I/O again after the test, whatever happened."""
+    """pause() SIGSTOPs the OSD; resume() SIGCONTs it and returns when
+    every PG of the fault stack's pools answered again (a PG can stay
+    "laggy" for a while after a long stop, longer on a busy machine): the
+    moment Ceph is back. It runs and serves I/O again after the test,
+    whatever happened."""
     class Pauser:
         paused = False
 
@@ -226,10 +235,9 @@ def osd_pauser(cluster):
             if not self.paused:
                 return None
             cluster.resume_osd()
-            resumed_at = time.monotonic()
             self.paused = False
-            unstick(cluster)
-            return resumed_at
+            unstick(cluster)  # every PG listed: serving again
+            return time.monotonic()
 
     pauser = Pauser()
     try:
@@ -241,14 +249,21 @@ def osd_pauser(cluster):
 
 @pytest.mark.parametrize('osd_back', ['during-cleanup', 'after-cleanup'])
 def test_ceph_stops_answering_mid_upload(glance, cluster, mc, osd_pauser,
-                                         created, osd_back):
+                                         cleanup, osd_back):
     client = glance.client()
     data = helpers.payload(160 * MiB, seed=3)
-    image_id = new_image(client, created)
-    job = Upload(client, image_id, data)
+    image_id = new_image(client, cleanup)
+    body = helpers.Valve(data, limit=1)  # held in flight until the pause
+    job = Upload(client, image_id, data, body=body)
     job.start()
-    wait_for_record(mc, image_id, lambda r: r.bytes >= CHUNK, timeout=60)
-    osd_pauser.pause()
+    try:
+        source = reader(mc)
+        body.step_until('a chunk in Ceph', lambda: (lambda r: (
+            r is not None and r.bytes >= CHUNK))(source.get(image_id)),
+            CHUNK)
+        osd_pauser.pause()
+    finally:
+        body.open()
     paused_at = time.monotonic()
     aborted = 'Failed to store image %s' % image_id
     orphan = 'Could not remove the partial RBD image %s/%s' % (POOL, image_id)
@@ -258,9 +273,9 @@ def test_ceph_stops_answering_mid_upload(glance, cluster, mc, osd_pauser,
         # closing the image costs librbd a few more timeouts, then the
         # store logs the failure and retries the removal for up to
         # CLEANUP_TIMEOUT: the OSD comes back in that window.
-        abort_after = wait_for('abort in the log',
-                               lambda: aborted in log_text(glance),
-                               timeout=12 * RADOS_TIMEOUT)
+        wait_for('abort in the log', lambda: aborted in log_text(glance),
+                 timeout=12 * RADOS_TIMEOUT)
+        abort_after = time.monotonic() - paused_at
         resumed_at = osd_pauser.resume()
         error = job.result(timeout=store_mod.CLEANUP_TIMEOUT + 60)
         print('ceph paused, back during cleanup: store gave up %.1fs after '
@@ -323,13 +338,22 @@ def test_ceph_stops_answering_mid_upload(glance, cluster, mc, osd_pauser,
 
 # -- 4. the client goes away mid-upload --------------------------------
 
-def test_client_disconnects_mid_upload(glance, cluster, mc, created):
+def test_client_disconnects_mid_upload(glance, cluster, mc, cleanup):
     client = glance.client()
-    image_id = new_image(client, created)
+    image_id = new_image(client, cleanup)
     size = 64 * MiB
     sock = open_raw_upload(glance, image_id, size)
-    sock.sendall(helpers.payload(3 * CHUNK, seed=4))
-    wait_for_record(mc, image_id, lambda r: r.bytes >= CHUNK, timeout=60)
+    data = helpers.payload(size - CHUNK, seed=4)
+    sent = []  # a chunk at a time until one is in Ceph
+
+    def send_a_chunk():
+        if len(sent) * CHUNK < len(data):
+            sock.sendall(data[len(sent) * CHUNK:(len(sent) + 1) * CHUNK])
+            sent.append(CHUNK)
+    source = reader(mc)
+    helpers.step_until('a chunk in Ceph', lambda: (lambda r: (
+        r is not None and r.bytes >= CHUNK))(source.get(image_id)),
+        send_a_chunk)
     sock.close()
     closed_at = time.monotonic()
 
@@ -367,9 +391,9 @@ SIZE_LIES = ('chunked-shorter', 'chunked-longer', 'content-length-shorter',
 
 
 @pytest.mark.parametrize('lie', SIZE_LIES)
-def test_body_size_differs_from_declared(glance, cluster, mc, created, lie):
+def test_body_size_differs_from_declared(glance, cluster, mc, cleanup, lie):
     client = glance.client()
-    image_id = new_image(client, created)
+    image_id = new_image(client, cleanup)
     data = helpers.payload(2 * CHUNK + 777, seed=5)
     if lie.startswith('chunked'):
         declared = len(data) + (1 if lie == 'chunked-shorter' else -1)
@@ -414,12 +438,12 @@ def test_size_is_read_only_at_create(glance):
 
 # -- 6. image signatures -----------------------------------------------
 
-def test_signature_without_key_manager(glance, cluster, mc, created):
+def test_signature_without_key_manager(glance, cluster, mc, cleanup):
     # Glance fetches the signing certificate from castellan before it calls
     # the store; with no reachable Barbican it refuses the upload there.
     client = glance.client()
     image_id = new_image(
-        client, created, img_signature=base64.b64encode(b'\1' * 256).decode(),
+        client, cleanup, img_signature=base64.b64encode(b'\1' * 256).decode(),
         img_signature_hash_method='SHA-256', img_signature_key_type='RSA-PSS',
         img_signature_certificate_uuid=str(uuid.uuid4()))
     error, elapsed = upload(client, image_id, helpers.payload(CHUNK, seed=6))
@@ -484,7 +508,7 @@ def _sign(key, data):
     return base64.b64encode(key.sign(data, pss, hashes.SHA256())).decode()
 
 
-def test_bad_signature(stacks, root, cluster, mc, created):
+def test_bad_signature(stacks, root, cluster, mc, cleanup):
     python, key, certificate_id = _signing_key_manager(
         os.path.join(root, 'key-manager'))
     api = stacks.start('signing', python=python, extra_conf={
@@ -494,7 +518,7 @@ def test_bad_signature(stacks, root, cluster, mc, created):
 
     def signed_image(signature):
         return new_image(
-            client, created, img_signature=signature,
+            client, cleanup, img_signature=signature,
             img_signature_hash_method='SHA-256',
             img_signature_key_type='RSA-PSS',
             img_signature_certificate_uuid=certificate_id)
@@ -524,10 +548,10 @@ def test_bad_signature(stacks, root, cluster, mc, created):
 
 # -- 7. an RBD image with the image's id already exists ----------------
 
-def test_existing_rbd_image_is_left_untouched(glance, cluster, mc, created,
+def test_existing_rbd_image_is_left_untouched(glance, cluster, mc, cleanup,
                                               tmp_path):
     client = glance.client()
-    image_id = new_image(client, created)
+    image_id = new_image(client, cleanup)
     existing = helpers.payload(4 * MiB, seed=8)
     path = tmp_path / 'existing.raw'
     path.write_bytes(existing)
@@ -565,7 +589,7 @@ BAD_OPTIONS = {
 
 
 @pytest.mark.parametrize('option', sorted(BAD_OPTIONS))
-def test_bad_configuration_disables_uploads(stacks, cluster, mc, created,
+def test_bad_configuration_disables_uploads(stacks, cluster, mc, cleanup,
                                             option):
     # glance-api starts (start() waits until it answers) ...
     api = stacks.start('bad-%s' % option.replace('_', '-'),
@@ -576,7 +600,7 @@ def test_bad_configuration_disables_uploads(stacks, cluster, mc, created,
         assert configured and 'invalid value for %s' % option in (
             configured[0]), configured
         client = api.client()
-        image_id = new_image(client, created)
+        image_id = new_image(client, cleanup)
         before = cluster.images(POOL)
         # ... and refuses uploads to the store, saying why.
         error, elapsed = upload(client, image_id,
@@ -595,16 +619,16 @@ def test_bad_configuration_disables_uploads(stacks, cluster, mc, created,
 # -- 9. nothing secret in the logs -------------------------------------
 
 def test_logs_hold_no_secret_and_no_record(stacks, glance, cluster, live_mc,
-                                           created):
+                                           cleanup):
     # Run the store's warning and error paths here too, so that this test
     # means something when it runs alone.
     client = glance.client()
     data = helpers.payload(CHUNK + 1, seed=11)
     live_mc.stop()
-    error, _ = upload(client, new_image(client, created), data)
+    error, _ = upload(client, new_image(client, cleanup), data)
     assert error is None, error
     live_mc.start()
-    error, _ = upload(client, new_image(client, created), data,
+    error, _ = upload(client, new_image(client, cleanup), data,
                       image_size=len(data) + 1)
     assert isinstance(error, glance_exc.HTTPBadRequest), error
 

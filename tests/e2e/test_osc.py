@@ -31,17 +31,18 @@ import requests
 import testbed
 
 from glance_progress_store.read import states
+from tests.e2e.helpers import CHUNK
 from tests.e2e.helpers import failed_cleanly
+from tests.e2e.helpers import follow_until_stored
 from tests.e2e.helpers import new_image
 from tests.e2e.helpers import OPENSTACK as OPENSTACK_CLI
 from tests.e2e.helpers import openstack
 from tests.e2e.helpers import openstack_on_a_terminal
-from tests.e2e.helpers import parse_lines
 from tests.e2e.helpers import Upload
-from tests.e2e.helpers import wait_for
 from tests.e2e.helpers import wait_image
 from tests import helpers
 from tests.helpers import MiB
+from tests.helpers import parse_lines
 
 pytestmark = pytest.mark.e2e
 
@@ -74,12 +75,6 @@ def stored(glance_single, cleanup):
                          image_size=len(data))
     wait_image(client, image_id, lambda i: i['status'] == 'active')
     return image_id, len(data)
-
-
-def wait_uploading(api, image_id):
-    wait_for('the upload of %s' % image_id,
-             lambda: (endpoint(api, image_id)['bytes'] or 0) > 0, 60,
-             interval=0.05)
 
 
 # -- show ------------------------------------------------------------------
@@ -152,12 +147,13 @@ def test_show_multi_store_backends(glance_multi, cleanup):
 def test_wait_prints_lines_until_stored(glance_single, cleanup):
     client = glance_single.client()
     image_id = new_image(client, cleanup)
-    data = helpers.payload(48 * MiB)  # 6 records of 8 MiB, in ~5 s
-    upload = Upload(client, image_id, data, pace=0.1)
+    data = helpers.payload(48 * MiB)  # 6 records of 8 MiB
+    body = helpers.Valve(data, limit=1)
+    upload = Upload(client, image_id, data, body=body)
     upload.start()
-    result = openstack(noauth(glance_single), 'image', 'progress', 'show',
-                       image_id, '--wait', '--interval', 0.2, '-c', 'state',
-                       '-f', 'value')
+    result = follow_until_stored(
+        noauth(glance_single), body, 3, image_id, '--wait', '--interval',
+        0.2, '-c', 'state', '-f', 'value')
     assert upload.result(60) is None
     assert (result.returncode, result.stdout) == (0, 'stored\n')
     lines = parse_lines(result.stderr)
@@ -228,10 +224,13 @@ def test_list_shows_an_upload_in_flight(glance_single, cleanup, stored):
     client = glance_single.client()
     image_id = new_image(client, cleanup)
     data = helpers.payload(40 * MiB)
-    upload = Upload(client, image_id, data, pace=0.3)  # ~12 s: 4 runs
+    body = helpers.Valve(data, limit=1)  # held in flight while listed
+    upload = Upload(client, image_id, data, body=body)
     upload.start()
     try:
-        wait_uploading(glance_single, image_id)
+        body.step_until('the upload of %s to store bytes' % image_id,
+                        lambda: (endpoint(glance_single, image_id)['bytes']
+                                 or 0) > 0, CHUNK)
         auth = noauth(glance_single)
         result = openstack(auth, 'image', 'progress', 'list',
                            '--all-projects', '-f', 'json')
@@ -241,6 +240,7 @@ def test_list_shows_an_upload_in_flight(glance_single, cleanup, stored):
                           '--all-projects')
         own = openstack(auth, 'image', 'progress', 'list')
     finally:
+        body.open()
         assert upload.result(120) is None
     assert result.returncode == 0, result.stderr
     rows = {row['ID']: row for row in json.loads(result.stdout)}

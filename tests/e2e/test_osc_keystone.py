@@ -24,14 +24,15 @@ import pytest
 import requests
 
 from tests.e2e.helpers import failed_cleanly
+from tests.e2e.helpers import follow_until_stored
 from tests.e2e.helpers import openstack
 from tests.e2e.helpers import openstack_on_a_terminal
-from tests.e2e.helpers import parse_lines
 from tests.e2e.helpers import Upload
-from tests.e2e.helpers import wait_for
 from tests.e2e.helpers import wait_image
 from tests import helpers
 from tests.helpers import MiB
+from tests.helpers import parse_lines
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -41,18 +42,21 @@ def cloud(clouds_yaml, name):
     return ['--os-cloud', name], {'OS_CLIENT_CONFIG_FILE': clouds_yaml}
 
 
-def alices_image(glance_keystone, cleanup, size=None, pace=0.1):
-    """An image of alice's; with a size, its upload started (an Upload)."""
+def alices_image(glance_keystone, cleanup, size=None):
+    """An image of alice's; with a size, its upload started, held by the
+    test: (id, the Upload, its body, a helpers.Valve)."""
     client = glance_keystone.client('alice')
     image_id = client.images.create(name='osc-ks-%s' % len(cleanup),
                                     disk_format='raw',
                                     container_format='bare')['id']
     cleanup.append(image_id)
     if size is None:
-        return image_id, None
-    upload = Upload(client, image_id, helpers.payload(size), pace=pace)
+        return image_id, None, None
+    data = helpers.payload(size)
+    body = helpers.Valve(data, limit=1)
+    upload = Upload(client, image_id, data, body=body)
     upload.start()
-    return image_id, upload
+    return image_id, upload, body
 
 
 def endpoint(api, user, image_id):
@@ -62,7 +66,8 @@ def endpoint(api, user, image_id):
 
 def test_show_json_through_the_catalog(glance_keystone, clouds_yaml,
                                        cleanup):
-    image_id, upload = alices_image(glance_keystone, cleanup, 3 * MiB)
+    image_id, upload, body = alices_image(glance_keystone, cleanup, 3 * MiB)
+    body.open()
     assert upload.result(60) is None
     wait_image(glance_keystone.client('alice'), image_id,
                lambda i: i['status'] == 'active')
@@ -89,10 +94,11 @@ def test_show_json_through_the_catalog(glance_keystone, clouds_yaml,
 def test_wait_with_lines_and_with_a_bar(glance_keystone, clouds_yaml,
                                         cleanup):
     alice = cloud(clouds_yaml, 'alice')
-    image_id, upload = alices_image(glance_keystone, cleanup, 40 * MiB)
-    result = openstack(alice, 'image', 'progress', 'show', image_id,
-                       '--wait', '--interval', 0.2, '-c', 'state',
-                       '-f', 'value')
+    image_id, upload, body = alices_image(glance_keystone, cleanup,
+                                          40 * MiB)
+    result = follow_until_stored(alice, body, 2, image_id, '--wait',
+                                 '--interval', 0.2, '-c', 'state',
+                                 '-f', 'value')
     assert upload.result(60) is None
     assert (result.returncode, result.stdout) == (0, 'stored\n')
     lines = parse_lines(result.stderr)
@@ -110,12 +116,13 @@ def test_wait_with_lines_and_with_a_bar(glance_keystone, clouds_yaml,
 
 def test_list_for_a_member_and_all_projects_for_the_admin(
         glance_keystone, clouds_yaml, cleanup):
-    image_id, upload = alices_image(glance_keystone, cleanup, 40 * MiB,
-                                    pace=0.3)
+    # the upload is held in flight until every list ran
+    image_id, upload, body = alices_image(glance_keystone, cleanup,
+                                          40 * MiB)
     try:
-        wait_for('alice\'s upload', lambda: (endpoint(
-            glance_keystone, 'alice', image_id).json()['bytes'] or 0) > 0,
-            60, interval=0.05)
+        wait_for('alice\'s upload', lambda: endpoint(
+            glance_keystone, 'alice', image_id).json()['state'] ==
+            'uploading', 60, interval=0.05)
         mine = openstack(cloud(clouds_yaml, 'alice'), 'image', 'progress',
                          'list', '-f', 'json')
         bobs = openstack(cloud(clouds_yaml, 'bob'), 'image', 'progress',
@@ -126,6 +133,7 @@ def test_list_for_a_member_and_all_projects_for_the_admin(
                               'progress', 'list', '--all-projects',
                               '-f', 'json')
     finally:
+        body.open()
         assert upload.result(120) is None
     for result in (mine, bobs, admin_own, admin_all):
         assert result.returncode == 0, result.stderr

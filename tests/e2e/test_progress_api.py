@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from tests.e2e.helpers import new_image
-from tests.e2e.helpers import Poller
+from tests.e2e.helpers import upload_while_polled
 from tests.e2e.helpers import wait_image
 from tests import helpers
 from tests.helpers import MiB
@@ -64,20 +64,15 @@ def test_owner_follows_an_upload_to_stored(glance_single, cleanup):
         'unknown', 'queued', False)
 
     data = helpers.payload(48 * MiB + 7)
-    poller = Poller(lambda: progress(glance_single, image_id))
-    poller.start()
-    client.images.upload(image_id, helpers.SlowReader(data, pause=0.02),
-                         image_size=len(data))
-    wait_image(client, image_id, lambda i: i['status'] == 'active')
-    poller.join(30)
-    poller.stop()
-    assert {code for code, _ in poller.seen} == {200}
-    uploading = [b for _, b in poller.seen if b['state'] == 'uploading']
+    seen = upload_while_polled(client, image_id, data,
+                               lambda: progress(glance_single, image_id))
+    assert {code for code, _ in seen} == {200}
+    uploading = [b for _, b in seen if b['state'] == 'uploading']
     assert len({b['bytes'] for b in uploading}) >= 3  # several chunks seen
     assert all(b['image_status'] == 'saving' for b in uploading)
-    nbytes = [b['bytes'] for _, b in poller.seen if b['bytes'] is not None]
+    nbytes = [b['bytes'] for _, b in seen if b['bytes'] is not None]
     assert nbytes == sorted(nbytes)
-    final = poller.seen[-1][1]
+    final = seen[-1][1]
     assert (final['state'], final['bytes'], final['total'],
             final['percent']) == ('stored', len(data), len(data), 100.0)
     after = progress(glance_single, image_id).json()
@@ -208,13 +203,10 @@ def test_multi_store_records_per_backend(glance_multi, cleanup):
                                stores=['ceph2'])
     wait_image(client, image_id,
                lambda i: 'ceph2' in i.get('stores', '').split(','))
-    deadline = time.monotonic() + 30
-    while True:
-        body = progress(glance_multi, image_id).json()
-        if body['backends'].get('ceph2', {}).get('state') == 'stored':
-            break
-        assert time.monotonic() < deadline, body
-        time.sleep(0.2)
+    body = helpers.wait_for('the copy to ceph2 to be stored', lambda: (
+        lambda body: body['backends'].get('ceph2', {}).get(
+            'state') == 'stored' and body)(
+                progress(glance_multi, image_id).json()), 30)
     assert sorted(body['backends']) == ['ceph1', 'ceph2']
     for name in ('ceph1', 'ceph2'):
         record = body['backends'][name]

@@ -23,11 +23,11 @@ of project alpha; bob, member of project beta.
 import time
 import uuid
 
+from glanceclient import exc as glance_exc
 import pytest
 import requests
 
-from tests.e2e.helpers import Poller
-from tests.e2e.helpers import wait_image
+from tests.e2e.helpers import upload_while_polled
 from tests import helpers
 from tests.helpers import MiB
 
@@ -67,18 +67,17 @@ class Caller:
         return self.get('/v2/images/%s' % image_id)
 
 
-@pytest.fixture
-def cleanup(ceph, glance_keystone):
-    """Image ids to delete from glance (as admin) and Ceph afterwards."""
-    created = []
-    yield created
+@pytest.fixture(autouse=True)
+def deleted_in_glance(cleanup, glance_keystone):
+    """The images of ``cleanup`` are deleted from glance too (as the
+    admin), before ``cleanup`` removes what is left in Ceph."""
+    yield
     client = glance_keystone.client('admin')
-    for image_id in created:
+    for image_id in cleanup:
         try:
             client.images.delete(image_id)
-        except Exception:
-            pass
-        helpers.remove_image(ceph, helpers.POOL, image_id)
+        except glance_exc.HTTPException:
+            pass  # never uploaded, or glance's own 404
 
 
 def new_image(api, user, cleanup, **properties):
@@ -91,15 +90,10 @@ def new_image(api, user, cleanup, **properties):
 
 def upload_and_poll(upload_api, poll_caller, image_id, size):
     data = helpers.payload(size)
-    poller = Poller(lambda: poll_caller.progress(image_id))
-    poller.start()
-    client = upload_api.client(poll_caller.user)
-    client.images.upload(image_id, helpers.SlowReader(data, pause=0.02),
-                         image_size=len(data))
-    wait_image(client, image_id, lambda i: i['status'] == 'active')
-    poller.join(30)
-    poller.stop()
-    return data, poller.seen
+    seen = upload_while_polled(upload_api.client(poll_caller.user),
+                               image_id, data,
+                               lambda: poll_caller.progress(image_id))
+    return data, seen
 
 
 def check_followed(seen, size):
@@ -270,7 +264,7 @@ def test_failed_upload_shows_failed(glance_keystone, cleanup):
     from tests.e2e.conftest import IMAGE_SIZE_CAP
     image_id = new_image(glance_keystone, 'alice', cleanup)
     data = helpers.payload(IMAGE_SIZE_CAP + MiB)
-    with pytest.raises(Exception):
+    with pytest.raises(glance_exc.HTTPOverLimit):
         glance_keystone.client('alice').images.upload(
             image_id, helpers.SlowReader(data))
     body = Caller(glance_keystone, 'alice').progress(image_id).json()

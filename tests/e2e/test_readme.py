@@ -170,7 +170,7 @@ def test_readme_has_ini_blocks():
 @pytest.mark.parametrize('text', [t for _, t in BLOCKS],
                          ids=[name for name, _ in BLOCKS])
 def test_pasted_configuration_uploads(text, ceph, memcached, reader,
-                                      workdir):
+                                      workdir, cleanup):
     conf_text = localize(text, ceph, memcached)
     targets = stores(conf_text)
     mode = 'single' if targets == [(None, targets[0][1])] else 'multi'
@@ -178,29 +178,22 @@ def test_pasted_configuration_uploads(text, ceph, memcached, reader,
         os.path.join(workdir, 'glance-paste-%s' % uuid.uuid4().hex[:8]),
         ceph, memcached.address, mode=mode, driver='rbd', workers=1,
         conf_text=conf_text)
-    created = []
     with api:
         client = api.client()
-        try:
-            for n, (backend, pool) in enumerate(targets):
-                data = helpers.payload(9 * helpers.MiB + 7, seed=n)
-                image = client.images.create(
-                    name='pasted-%d' % n, disk_format='raw',
-                    container_format='bare')
-                created.append(image['id'])
-                extra = {'backend': backend} if n else {}
-                client.images.upload(image['id'], helpers.SlowReader(data),
-                                     image_size=len(data), **extra)
-                image = client.images.get(image['id'])
-                assert image['status'] == 'active', (image, api.log_tail())
-                assert image['checksum'] == hashlib.md5(data).hexdigest()
-                assert image['direct_url'] == 'rbd://%s/%s/%s/snap' % (
-                    ceph.fsid, pool, image['id'])
-                record = helpers.wait_record(reader, image['id'], backend)
-                assert record is not None, api.log_tail()
-                assert (record.state, record.bytes, record.backend) == (
-                    'stored', len(data), backend)
-        finally:
-            for image_id in created:
-                for pool in (helpers.POOL, helpers.POOL2):
-                    helpers.remove_image(ceph, pool, image_id)
+        for n, (backend, pool) in enumerate(targets):
+            data = helpers.payload(9 * helpers.MiB + 7, seed=n)
+            image = client.images.create(
+                name='pasted-%d' % n, disk_format='raw',
+                container_format='bare')
+            cleanup.append(image['id'])
+            extra = {'backend': backend} if n else {}
+            client.images.upload(image['id'], helpers.SlowReader(data),
+                                 image_size=len(data), **extra)
+            image = client.images.get(image['id'])
+            assert image['status'] == 'active', (image, api.log_tail())
+            assert image['checksum'] == hashlib.md5(data).hexdigest()
+            assert image['direct_url'] == 'rbd://%s/%s/%s/snap' % (
+                ceph.fsid, pool, image['id'])
+            record = helpers.wait_record(reader, image['id'], backend)
+            assert (record.state, record.bytes, record.backend) == (
+                'stored', len(data), backend)

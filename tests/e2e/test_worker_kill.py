@@ -20,11 +20,14 @@ upload ``stalled`` once it has not moved for ``--stall-after`` seconds, and
 commands to remove it.
 
 The stack is this module's own (two uWSGI workers), since a worker is
-killed; the upload is a raw HTTP PUT whose body is sent slowly, so that
-the worker holding its connection can be found through /proc and killed
-while it writes into Ceph.
+killed; the upload is a raw HTTP PUT whose body the test sends a piece
+at a time, so that the worker holding its connection can be found
+through /proc and killed while it writes into Ceph. The kill happens
+once, in the module's ``killed`` fixture; each test checks one phase of
+what follows.
 """
 
+import collections
 import http.client
 import json
 import os
@@ -35,6 +38,7 @@ import threading
 import time
 import uuid
 
+from glanceclient import exc as glance_exc
 import pytest
 
 import testbed
@@ -47,8 +51,12 @@ pytestmark = pytest.mark.e2e
 
 UPLOAD_SIZE = 512 * MiB  # never sent in full: the worker dies first
 PIECE = MiB
+CHUNK = 8 * MiB  # glance's rbd_store_chunk_size in the test bed
 STALL_AFTER = 3
-INDEX_TTL = 12  # progress_index_ttl: a dead worker's uploads then go
+# progress_index_ttl: a dead worker's uploads go from lists between
+# 2/3 of it and all of it after the kill; until then the tests see them
+# (stalled after STALL_AFTER) whatever the machine's load.
+INDEX_TTL = 24
 
 
 @pytest.fixture(scope='module')
@@ -61,20 +69,27 @@ def glance_wk(ceph, memcached, workdir):
         yield api
 
 
-class SlowUpload(threading.Thread):
+class HeldUpload(threading.Thread):
     """PUT /v2/images/ID/file with a declared size, sent a piece at a
-    time, until the server goes away or ``stop()``."""
+    time as far as ``open_to()`` allows, until the server goes away or
+    ``stop()``."""
 
-    def __init__(self, api, image_id, pause):
+    def __init__(self, api, image_id):
         super().__init__(daemon=True)
         self.api = api
         self.image_id = image_id
-        self.pause = pause
         self.connected = threading.Event()
         self.stopped = threading.Event()
         self.sent = 0
         self.error = None
         self.client_port = None
+        self._allowed = 0
+        self._cond = threading.Condition()
+
+    def open_to(self, nbytes):
+        with self._cond:
+            self._allowed = max(self._allowed, nbytes)
+            self._cond.notify_all()
 
     def run(self):
         conn = http.client.HTTPConnection('127.0.0.1', self.api.port,
@@ -91,10 +106,14 @@ class SlowUpload(threading.Thread):
             self.connected.set()
             piece = helpers.payload(PIECE, seed=11)
             while self.sent < UPLOAD_SIZE and not self.stopped.is_set():
+                with self._cond:
+                    self._cond.wait_for(lambda: self.stopped.is_set() or
+                                        self.sent < self._allowed, 120)
+                if self.stopped.is_set() or self.sent >= self._allowed:
+                    break
                 conn.send(piece)
                 self.sent += len(piece)
-                time.sleep(self.pause)
-            if not self.stopped.is_set():
+            if not self.stopped.is_set() and self.sent >= UPLOAD_SIZE:
                 conn.getresponse().read()
         except OSError as e:  # the worker died: reset or broken pipe
             self.error = e
@@ -104,6 +123,8 @@ class SlowUpload(threading.Thread):
 
     def stop(self):
         self.stopped.set()
+        with self._cond:
+            self._cond.notify_all()
         self.join(30)
 
 
@@ -149,113 +170,162 @@ def glance_progress(*args):
 def remove_when_unwatched(ceph, pool, name, timeout=120):
     """``rbd rm`` fails while the dead worker's watch on the image lasts
     (osd_client_watch_timeout, 30 s by default): retry until it is gone."""
-    deadline = time.monotonic() + timeout
-    while name in ceph.images(pool):
+    def removed():
         helpers.remove_image(ceph, pool, name)
-        if time.monotonic() > deadline:
-            raise AssertionError('could not remove %s/%s' % (pool, name))
-        time.sleep(2)
+        return name not in ceph.images(pool)
+    helpers.wait_for('%s/%s removed' % (pool, name), removed, timeout,
+                     interval=2)
 
 
-def test_killed_worker_leaves_a_stalled_upload_and_an_orphan(
-        glance_wk, ceph, memcached):
+Killed = collections.namedtuple(
+    'Killed', 'image_id worker killed_at last upload client')
+
+
+@pytest.fixture(scope='module')
+def killed(glance_wk, ceph, memcached):
+    """An upload whose worker was SIGKILLed with two chunks in Ceph."""
     client = glance_wk.client()
-    image = client.images.create(name='e2e-kill-%s' % uuid.uuid4().hex[:8],
-                                 disk_format='raw', container_format='bare')
-    image_id = image['id']
+    image_id = client.images.create(
+        name='e2e-kill-%s' % uuid.uuid4().hex[:8], disk_format='raw',
+        container_format='bare')['id']
     reader = reader_mod.ProgressReader([memcached.address])
-    upload = SlowUpload(glance_wk, image_id, pause=0.05)
+    upload = HeldUpload(glance_wk, image_id)
     upload.start()
     try:
         assert upload.connected.wait(30)
-        # wait until two 8 MiB chunks are in Ceph, then kill at once
-        deadline = time.monotonic() + 60
+        # two 8 MiB chunks in Ceph, then kill at once: the test lets data
+        # through a chunk at a time until the record says so
         record = None
-        while time.monotonic() < deadline:
-            record = reader.get(image_id)
-            if record is not None and record.bytes >= 16 * MiB:
+        for allowed in range(CHUNK, UPLOAD_SIZE, CHUNK):
+            upload.open_to(allowed + PIECE)
+            if wait_record_bytes(reader, image_id, 2 * CHUNK):
                 break
-            time.sleep(0.05)
-        assert record is not None and record.bytes >= 16 * MiB, record
+        record = reader.get(image_id)
+        assert record is not None and record.bytes >= 2 * CHUNK, record
         worker = worker_of(glance_wk, upload.client_port)
         os.kill(worker, signal.SIGKILL)
         killed_at = time.time()
+        upload.open_to(UPLOAD_SIZE)  # until the dead end refuses it
         upload.join(60)
-        assert upload.error is not None  # the server end went away
-        assert upload.sent < UPLOAD_SIZE
-
-        # nothing updates the record any more: it stays "uploading"
-        last = reader.get(image_id)
-        assert last.state == 'uploading' and last.total == UPLOAD_SIZE
-        assert killed_at - last.updated_at < 2
-
-        # show: uploading at first, stalled once STALL_AFTER has passed
-        states = []
-        while time.time() - killed_at < STALL_AFTER + 10:
-            code, [view] = glance_progress(
-                'show', '--json', '--stall-after', STALL_AFTER,
-                '--servers', memcached.address, image_id)
-            states.append((round(time.time() - last.updated_at, 1),
-                           view['state'], code))
-            if view['state'] == 'stalled':
-                break
-            assert (view['state'], code) == ('uploading', 0), states
-            time.sleep(0.5)
-        print('show after the kill (age, state, exit):', states)
-        age, state, code = states[-1]
-        assert (state, code) == ('stalled', 2), states
-        assert STALL_AFTER <= age < STALL_AFTER + 3, states
-        assert view['bytes'] == last.bytes and view['age_s'] > STALL_AFTER
-        assert reader.get(image_id) == last  # still "uploading" in memcached
-
-        # list finds it without its id: stalled, then gone with the dead
-        # worker's index (re-written every INDEX_TTL / 3 while it lived)
-        code, listed = glance_progress(
-            'list', '--json', '--stall-after', STALL_AFTER,
-            '--servers', memcached.address)
-        assert [(v['state'], v['bytes']) for v in listed
-                if v['image_id'] == image_id] == [('stalled', last.bytes)]
-        assert code == 2
-        while True:
-            code, listed = glance_progress(
-                'list', '--json', '--stall-after', STALL_AFTER,
-                '--servers', memcached.address)
-            if image_id not in [v['image_id'] for v in listed]:
-                break
-            assert time.time() - killed_at < INDEX_TTL + 5, listed
-            time.sleep(0.5)
-        gone_after = time.time() - killed_at
-        print('list: gone %.1f s after the kill' % gone_after)
-        assert gone_after > INDEX_TTL - INDEX_TTL / 3.0 - 1
-
-        # the partial image is an orphan, found through glance's own config
-        assert image_id in ceph.images(helpers.POOL)
-        code, found = glance_progress(
-            'orphans', '--json', '--stall-after', STALL_AFTER,
-            '--config-file', glance_wk.conf_path)
-        mine = [f for f in found if f['image'] == image_id]
-        assert code == 1
-        assert mine == [{
-            'pool': helpers.POOL, 'image': image_id, 'state': 'stalled',
-            'bytes': last.bytes, 'total': UPLOAD_SIZE,
-            'age_s': mine[0]['age_s'], 'record_state': 'uploading',
-            'reason': None, 'error': None}]
-        assert mine[0]['age_s'] > STALL_AFTER
-
-        # glance never got a location: the image is not active
-        assert client.images.get(image_id)['status'] in ('saving',
-                                                         'queued')
-        # uWSGI replaced the worker; the stack still serves
-        deadline = time.monotonic() + 60
-        while worker in glance_wk.worker_pids() or len(
-                glance_wk.worker_pids()) < 2:
-            assert time.monotonic() < deadline, glance_wk.worker_pids()
-            time.sleep(0.2)
+        assert not upload.is_alive()
+        yield Killed(image_id, worker, killed_at, reader.get(image_id),
+                     upload, client)
     finally:
         upload.stop()
         try:
             client.images.delete(image_id)
-        except Exception:
-            pass  # the test's own outcome matters more than this one
+        except glance_exc.HTTPException:
+            pass  # the tests' own outcome matters more than this one
         remove_when_unwatched(ceph, helpers.POOL, image_id)
-    assert image_id not in ceph.images(helpers.POOL)
+        assert image_id not in ceph.images(helpers.POOL)
+
+
+def wait_record_bytes(reader, image_id, nbytes, patience=2.0):
+    """True once the record shows ``nbytes``; False after ``patience``
+    seconds without (the store reports a chunk when it reads the next)."""
+    try:
+        helpers.wait_for('%d bytes' % nbytes, lambda: (
+            lambda r: r is not None and r.bytes >= nbytes)(
+                reader.get(image_id)), patience, interval=0.05)
+        return True
+    except RuntimeError:
+        return False
+
+
+def test_the_upload_dies_with_its_worker(killed):
+    assert killed.upload.error is not None  # the server end went away
+    assert killed.upload.sent < UPLOAD_SIZE
+    # nothing updates the record any more: it stays "uploading"
+    last = killed.last
+    assert last.state == 'uploading' and last.total == UPLOAD_SIZE
+    assert 2 * CHUNK <= last.bytes < killed.upload.sent
+    assert last.updated_at <= killed.killed_at
+
+
+def test_show_calls_it_stalled_after_stall_after(killed, memcached):
+    """``show`` says uploading while the record is younger than
+    --stall-after, stalled from then on (its age is the record's)."""
+    def show(stall_after):
+        code, [view] = glance_progress(
+            'show', '--json', '--stall-after', stall_after,
+            '--servers', memcached.address, killed.image_id)
+        return view, code
+    view, code = show(3600)
+    assert (view['state'], code) == ('uploading', 0), view
+    views = []
+
+    def stalled():
+        view, code = show(STALL_AFTER)
+        views.append((view['age_s'], view['state'], code))
+        # stalled once older than STALL_AFTER (age_s is rounded)
+        assert view['state'] in ('uploading', 'stalled'), views
+        assert (view['age_s'] >= STALL_AFTER if view['state'] == 'stalled'
+                else view['age_s'] <= STALL_AFTER), views
+        return view['state'] == 'stalled' and (view, code)
+    view, code = helpers.wait_for('show to call it stalled', stalled,
+                                  STALL_AFTER + 60, interval=0.5)
+    print('show after the kill (age, state, exit):', views)
+    assert code == 2
+    assert view['bytes'] == killed.last.bytes
+    assert view['age_s'] >= STALL_AFTER
+    # still "uploading" in memcached
+    assert reader_mod.ProgressReader([memcached.address]).get(
+        killed.image_id) == killed.last
+
+
+def test_list_shows_it_stalled_then_drops_it_with_the_index(
+        killed, memcached):
+    """``list`` finds it without its id: stalled, then gone with the dead
+    worker's index (re-written every INDEX_TTL / 3 while it lived)."""
+    def listed():
+        code, views = glance_progress(
+            'list', '--json', '--stall-after', STALL_AFTER,
+            '--servers', memcached.address)
+        return code, [(v['state'], v['bytes']) for v in views
+                      if v['image_id'] == killed.image_id]
+    code, mine = helpers.wait_for('list to call it stalled', lambda: (
+        lambda code, mine: mine != [('uploading', killed.last.bytes)] and (
+            code, mine))(*listed()), STALL_AFTER + 60, interval=0.5)
+    assert (code, mine) == (2, [('stalled', killed.last.bytes)])
+    helpers.wait_for('list to drop it', lambda: listed()[1] == [],
+                     INDEX_TTL + 60, interval=0.5)
+    gone_after = time.time() - killed.killed_at
+    print('list: gone %.1f s after the kill' % gone_after)
+    assert gone_after > INDEX_TTL - INDEX_TTL / 3.0 - 1
+    # the index expired, not the record: it still says uploading
+    assert reader_mod.ProgressReader([memcached.address]).get(
+        killed.image_id) == killed.last
+
+
+def test_orphans_lists_the_partial_image(killed, glance_wk, ceph):
+    """The partial image is an orphan, found through glance's config."""
+    assert killed.image_id in ceph.images(helpers.POOL)
+
+    def found():
+        code, found = glance_progress(
+            'orphans', '--json', '--stall-after', STALL_AFTER,
+            '--config-file', glance_wk.conf_path)
+        mine = [f for f in found if f['image'] == killed.image_id]
+        return mine and mine[0]['state'] == 'stalled' and (code, mine)
+    code, mine = helpers.wait_for('orphans to call it stalled', found,
+                                  STALL_AFTER + 60, interval=0.5)
+    assert code == 1
+    assert mine == [{
+        'pool': helpers.POOL, 'image': killed.image_id, 'state': 'stalled',
+        'bytes': killed.last.bytes, 'total': UPLOAD_SIZE,
+        'age_s': mine[0]['age_s'], 'record_state': 'uploading',
+        'reason': None, 'error': None}]
+    assert mine[0]['age_s'] > STALL_AFTER
+
+
+def test_glance_keeps_it_inactive_and_uwsgi_replaces_the_worker(
+        killed, glance_wk):
+    # glance never got a location: the image is not active
+    assert killed.client.images.get(killed.image_id)['status'] in (
+        'saving', 'queued')
+    helpers.wait_for('uWSGI to replace worker %d' % killed.worker, lambda: (
+        killed.worker not in glance_wk.worker_pids() and
+        len(glance_wk.worker_pids()) == 2), 60)
+    # the stack still serves
+    assert glance_wk.client().images.get(killed.image_id)['id'] == (
+        killed.image_id)

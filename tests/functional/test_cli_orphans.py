@@ -222,7 +222,7 @@ def test_orphans_commands_really_remove_the_orphan(capsys, ceph, addr,
             for c in commands] == ['snap', 'rm']
     for command in commands:
         done = subprocess.run(['bash', '-c', command], capture_output=True,
-                              text=True, timeout=60, env=testbed._clean_env())
+                              text=True, timeout=60, env=testbed.clean_env())
         assert done.returncode == 0, done.stderr
     assert name not in ceph.images(helpers.POOL)
 

@@ -12,10 +12,8 @@
 
 """glance-progress watch against the session's real memcached."""
 
-import contextlib
-import os
+import queue
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -37,13 +35,9 @@ from tests.cli_helpers import record
 from tests.cli_helpers import run
 from tests.cli_helpers import write_conf
 from tests import helpers
+from tests.helpers import parse_lines
 
 import testbed  # on sys.path through conftest
-
-
-def parse_lines(out):
-    return [line.split(None, 7) for line in out.splitlines()
-            if not line.startswith('#')]
 
 
 def later(delay, function, *args, **kwargs):
@@ -52,23 +46,82 @@ def later(delay, function, *args, **kwargs):
     return timer
 
 
-def test_watch_until_stored(capsys, addr, image):
+class Shown:
+    """sys.stdout of an in-process watch, teed: another thread (the
+    test's "upload") waits for a line before it changes the record, so
+    that the watch sees each state however busy the machine is."""
+
+    def __init__(self, out):
+        self.out = out
+        self.text = ''
+
+    def write(self, text):
+        self.text += text
+        return self.out.write(text)
+
+    def flush(self):
+        self.out.flush()
+
+    def isatty(self):
+        return False
+
+    def wait_line(self, what, predicate, timeout=30):
+        return helpers.wait_for('the watch to show ' + what, lambda: any(
+            predicate(line) for line in parse_lines(self.text)), timeout,
+            interval=0.01, on_timeout=lambda: ': %r' % self.text)
+
+
+def tee_stdout(monkeypatch):
+    """Shown on sys.stdout (capsys' while the test runs: pytest sets it
+    again after the fixtures, so this is called by the test itself)."""
+    tee = Shown(sys.stdout)
+    monkeypatch.setattr(sys, 'stdout', tee)
+    return tee
+
+
+class Upload(threading.Thread):
+    """The test's side of a watch: ``steps()`` in a thread; its error,
+    if any, is raised by ``check()``."""
+
+    def __init__(self, steps):
+        super().__init__(daemon=True)
+        self.steps = steps
+        self.error = None
+        self.start()
+
+    def run(self):
+        try:
+            self.steps()
+        except BaseException as e:
+            self.error = e
+
+    def check(self):
+        self.join(60)
+        assert not self.is_alive()
+        if self.error is not None:
+            raise self.error
+
+
+def test_watch_until_stored(capsys, monkeypatch, addr, image):
+    shown = tee_stdout(monkeypatch)
     # the operator starts watching before the upload starts
     started = time.time()
 
     def upload():
+        shown.wait_line('waiting', lambda line: line[2] == 'waiting')
         for nbytes in (0, MiB, 3 * MiB):
             publish(addr, image, records.ProgressRecord(
                 'uploading', nbytes, 4 * MiB, None, started, time.time()),
                 final=False)
-            time.sleep(0.2)
+            shown.wait_line('%d bytes' % nbytes, lambda line: line[3] == (
+                '%d/%d' % (nbytes, 4 * MiB)))
         publish(addr, image, records.ProgressRecord(
             'stored', 4 * MiB, 4 * MiB, None, started, time.time()))
 
-    timer = later(0.4, upload)
+    steps = Upload(upload)
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
-                       '--interval', 0.05, '--timeout', 30)
-    timer.join()
+                       '--interval', 0.05, '--timeout', 60)
+    steps.check()
     assert code == 0
     lines = parse_lines(out)
     assert lines[0] == [image, '-', 'waiting', '-', '-', '-', '-']
@@ -100,14 +153,33 @@ def test_watch_stalled(capsys, addr, image):
                                  '25.0%', '291B/s', '-']]
 
 
-def test_watch_becomes_stalled_when_updates_stop(capsys, addr, image):
-    publish(addr, image, record(nbytes=MiB, total=4 * MiB))
+def test_watch_becomes_stalled_when_updates_stop(capsys, monkeypatch, addr,
+                                                 image):
+    shown = tee_stdout(monkeypatch)
+    # the record is kept fresh until the watch showed it uploading
+    started = time.time()
+
+    def upload():
+        while True:
+            publish(addr, image, records.ProgressRecord(
+                'uploading', MiB, 4 * MiB, None, started, time.time()),
+                final=False)
+            try:
+                return shown.wait_line('uploading', lambda line: (
+                    line[2] == 'uploading'), timeout=0.2)
+            except RuntimeError:
+                continue  # not seen while fresh: a fresher one
+
+    steps = Upload(upload)
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
                        '--interval', 0.1, '--stall-after', 0.5,
-                       '--timeout', 30)
+                       '--timeout', 60)
+    steps.check()
     assert code == states.EXIT_STALLED
-    assert [line[2] for line in parse_lines(out)] == ['uploading',
-                                                      'stalled']
+    seen = [line[2] for line in parse_lines(out)]
+    assert seen[-1] == 'stalled' and len(seen) >= 2, seen
+    assert set(seen[:-1]) <= {'waiting', 'uploading'}, seen
+    assert 'uploading' in seen[:-1], seen
 
 
 def test_watch_unknown_after_wait_start(capsys, addr, image):
@@ -180,59 +252,37 @@ def test_watch_memcached_unreachable(capsys, image):
     assert line[2] == 'unreachable' and 'refused the connection' in line[7]
 
 
-def test_watch_survives_a_memcached_restart(capsys, live_memcached,
-                                            image):
+def test_watch_survives_a_memcached_restart(capsys, monkeypatch,
+                                            live_memcached, image):
+    shown = tee_stdout(monkeypatch)
     addr = live_memcached.address
     publish(addr, image, record(nbytes=1, total=2), final=False)
 
     def restart_then_store():
+        shown.wait_line('uploading', lambda line: line[2] == 'uploading')
         live_memcached.stop()
-        time.sleep(0.5)
+        shown.wait_line('unreachable', lambda line: (
+            line[2] == 'unreachable'))
         live_memcached.start()
         publish(addr, image, record(state='stored', nbytes=2, total=2))
 
-    timer = later(0.3, restart_then_store)
+    steps = Upload(restart_then_store)
     code, out, _ = run(capsys, 'watch', image, '--servers', addr,
-                       '--interval', 0.05, '--timeout', 30)
-    timer.join()
+                       '--interval', 0.05, '--timeout', 60)
+    steps.check()
     assert code == 0
     states = [line[2] for line in parse_lines(out)]
     assert states[0] == 'uploading' and states[-1] == 'stored'
     assert 'unreachable' in states
 
 
-@contextlib.contextmanager
-def terminal(columns):
-    """A real pseudo-terminal of `columns` columns; yields (out, read)."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ,
-                struct.pack('HHHH', 40, columns, 0, 0))
-    out = os.fdopen(slave, 'w', encoding='utf-8')
-
-    def read():
-        out.flush()
-        chunks = []
-        while select.select([master], [], [], 0.2)[0]:
-            chunks.append(os.read(master, 65536))
-        return b''.join(chunks).decode('utf-8', 'replace')
-    try:
-        yield out, read
-    finally:
-        out.close()
-        os.close(master)
-
-
 def watch_on(columns, addr, image):
     publish(addr, image, record(state='stored', nbytes=3 * MiB,
                                 total=4 * MiB))
     settings = sources.read_settings(servers=addr)
-    with terminal(columns) as (out, read):
-        assert watch.Watch(settings, [image], out).run() == 0
-        return read()
+    with helpers.Terminal(columns) as terminal:
+        assert watch.Watch(settings, [image], terminal.file).run() == 0
+        return terminal.text()
 
 
 def test_watch_on_a_terminal_draws_bars(addr, image):
@@ -255,11 +305,25 @@ def test_ctrl_c_exits_130_without_a_traceback(addr, image):
         [sys.executable, '-m', 'glance_progress_store.cmd.cli', 'watch', image,
          '--servers', addr, '--interval', '0.05'],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    reading = threading.Thread(target=lambda: [
+        lines.put(line) for line in iter(watching.stdout.readline, '')],
+        daemon=True)
+    reading.start()
     try:
-        assert watching.stdout.readline().split()[2] == 'uploading'
+        # SIGINT once the watch is in its loop: it has shown the upload
+        try:
+            first = lines.get(timeout=120)
+        except queue.Empty:
+            first = None
+        assert first is not None and first.split()[2] == 'uploading', (
+            first, watching.poll(), watching.poll() is not None and
+            watching.stderr.read())
         watching.send_signal(signal.SIGINT)
-        out, err = watching.communicate(timeout=30)
+        watching.wait(timeout=120)
+        err = watching.stderr.read()
     finally:
         watching.kill()
+        reading.join(10)
     assert watching.returncode == states.EXIT_INTERRUPTED == 130
     assert 'Traceback' not in err, err

@@ -77,14 +77,16 @@ def _publish(pub, prefix, image_id, record, final=False):
     assert pub.flush(token, 10)
 
 
-def _wait_listed(settings, expected, since=None, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        snapshot = discovery.discover(settings, since=since)
-        ids = {v.image_id for v in snapshot.views}
-        if ids == expected or time.monotonic() > deadline:
-            return snapshot
-        time.sleep(0.1)
+def _wait_listed(settings, expected, since=None, timeout=30):
+    """Until discovery lists exactly ``expected``; the snapshot."""
+    last = []
+
+    def listed():
+        last[:] = [discovery.discover(settings, since=since)]
+        return {v.image_id for v in last[0].views} == expected and last[0]
+    return helpers.wait_for('discovery to list %s' % sorted(expected),
+                            listed, timeout, interval=0.1,
+                            on_timeout=lambda: ': %s' % last)
 
 
 def test_store_uploads_are_listed_while_in_flight(single_store, crowded,
@@ -93,18 +95,20 @@ def test_store_uploads_are_listed_while_in_flight(single_store, crowded,
     store = single_store(progress_memcached_servers=[crowded.address])
     settings = _settings(crowded)
     data = helpers.payload(12 * MiB)
+    body = helpers.Valve(data, limit=1)  # in flight until listed
     upload = threading.Thread(target=helpers.add_single, args=(
-        store, image_id, helpers.SlowReader(data, pause=0.05), len(data)))
+        store, image_id, body, len(data)))
     upload.start()
-    during = []
     try:
-        while upload.is_alive() and not during:
-            during = [v for v in discovery.discover(settings).views
-                      if v.image_id == image_id and v.bytes]
-            time.sleep(0.02)
+        during = body.step_until('discovery to list the upload with bytes',
+                                 lambda: [v for v in discovery.discover(
+                                     settings).views
+                                     if v.image_id == image_id and v.bytes],
+                                 MiB)
     finally:
+        body.open()
         upload.join()
-    assert during and during[0].state == 'uploading'
+    assert during[0].state == 'uploading'
     assert during[0].total == len(data)
     after = discovery.discover(settings)
     assert image_id not in {v.image_id for v in after.views}
@@ -182,34 +186,53 @@ def test_stalled_then_gone_when_the_process_index_expires(crowded):
     """A process that stops updating (killed): stalled, then gone."""
     prefix = 'killed-%s:' % uuid.uuid4().hex[:6]
     image_id = str(uuid.uuid4())
+    index_ttl = 10
     context = multiprocessing.get_context('fork')
+    kill = context.Event()
 
     def killed():
         pub = publisher.Publisher([crowded.address], 1.0)
         token = (prefix, image_id, None)
         pub.submit(token, records.key_values(
             records.keys_for(image_id, None, prefix),
-            _record('uploading')), 600, index=(10, 600))
+            _record('uploading')), 600, index=(index_ttl, 600))
         pub.flush(token, 10)
-        time.sleep(1.5)  # the index and its registration are written
+        kill.wait(120)  # until the parent has seen the upload listed
         os.kill(os.getpid(), 9)
 
+    settings = _settings(crowded, prefix=prefix)
     child = context.Process(target=killed)
     child.start()
-    child.join(30)
+    try:
+        listed = _wait_listed(settings, {image_id})
+    finally:
+        kill.set()
+        child.join(30)
     assert child.exitcode == -9
-    settings = _settings(crowded, prefix=prefix)
-    snapshot = discovery.discover(settings, stall_after=60)
-    assert [(v.image_id, v.state) for v in snapshot.views] == [
-        (image_id, 'uploading')]
-    time.sleep(2.5)
-    snapshot = discovery.discover(settings, stall_after=2)
-    assert [(v.image_id, v.state) for v in snapshot.views] == [
-        (image_id, 'stalled')]
-    deadline = time.monotonic() + 20  # index TTL 10 s after its last write
-    while discovery.discover(settings, stall_after=2).views:
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    assert [v.state for v in listed.views] == ['uploading']
+    record = listed.views[0]
+
+    # Nothing updates the record any more: stalled once stall_after has
+    # passed since its last update (the clock is discover's ``now``).
+    def states(stall_after, after):
+        return [(v.image_id, v.state) for v in discovery.discover(
+            settings, stall_after=stall_after,
+            now=record.updated_at + after).views]
+    assert states(2, 1.9) == [(image_id, 'uploading')]
+    assert states(2, 2.1) == [(image_id, 'stalled')]
+
+    # Then gone with the dead process's index (index_ttl after its last
+    # write), while its record still says uploading.
+    index_keys = records.parse_registry(_memcache.Connection(
+        crowded.address, 2).get_many([records.registry_key(prefix)])[
+            records.registry_key(prefix)].data)
+    helpers.wait_for('the dead process\'s upload to leave the list',
+                     lambda: not discovery.discover(settings).views,
+                     index_ttl + 30, interval=0.5)
+    connection = _memcache.Connection(crowded.address, 2)
+    assert connection.get_many(list(index_keys)) == {}  # the index expired
+    status = records.keys_for(image_id, None, prefix).status
+    assert status in connection.get_many([status])
 
 
 def test_one_server_down_lists_the_rest(crowded):
@@ -229,12 +252,13 @@ def test_one_server_down_lists_the_rest(crowded):
             pub.flush(token, 5, skip_down=True)
     settings = sources.Settings([sources.Source(
         (crowded.address, down.address), prefix)], {})
-    deadline = time.monotonic() + 10
-    while True:
-        snapshot = discovery.discover(settings, socket_timeout=0.5)
-        if {v.image_id for v in snapshot.views} == set(on_live):
-            break
-        assert time.monotonic() < deadline, snapshot
-        time.sleep(0.1)
+    last = []
+
+    def listed():
+        last[:] = [discovery.discover(settings, socket_timeout=0.5)]
+        return {v.image_id for v in last[0].views} == set(on_live) and last[0]
+    snapshot = helpers.wait_for('the live server\'s uploads listed', listed,
+                                30, interval=0.1,
+                                on_timeout=lambda: ': %s' % last)
     assert list(snapshot.unreadable) == [down.address]
     assert 'refused' in snapshot.unreadable[down.address]

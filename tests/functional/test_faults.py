@@ -21,6 +21,7 @@ import pytest
 
 from glance_store import exceptions
 
+from glance_progress_store.upload import publisher
 from tests import helpers
 from tests.helpers import MiB
 
@@ -154,14 +155,36 @@ def test_memcached_frozen_mid_upload(single_store, ceph, live_memcached,
 
 
 def test_warning_logged_once_per_upload(single_store, live_memcached,
-                                        image_id, caplog):
-    store = single_store()
+                                        image_id, caplog, monkeypatch):
+    # A publisher of its own (the session's carry other tests' state) and
+    # no discovery index: the upload's first write to memcached is its
+    # record. (A failed index registration warns nothing.)
+    store = single_store(progress_socket_timeout=0.29,
+                         progress_discovery=False)
+    config = store.progress_config
+    pub = publisher.get_publisher(config.servers, config.socket_timeout)
+    assert pub.stats == publisher.PublisherStats()
+    [queue] = pub._queues
     live_memcached.stop()
     with caplog.at_level('WARNING', logger='glance_progress_store'):
         helpers.add_single(store, image_id,
                            helpers.SlowReader(helpers.payload(5 * MiB)),
                            5 * MiB)
-        time.sleep(1.5)  # retries happen meanwhile
+        helpers.wait_for('a failed write', lambda: (
+            pub.stats.server_failures == 1), 30)
+        # the record is retried: memcached answers a probe, and is gone
+        # again before the write (the publisher waits SETTLE after a
+        # probe, long enough here to stop it), so that the same record
+        # fails a second time
+        helpers.wait_for('three failed probes', lambda: (
+            pub.stats.probes >= 3), 60)
+        monkeypatch.setattr(publisher, 'SETTLE', 5.0)
+        live_memcached.start()
+        helpers.wait_for('a probe answered', lambda: (
+            not queue.needs_probe), 60, interval=0.01)
+        live_memcached.stop()
+        helpers.wait_for('a second failed write', lambda: (
+            pub.stats.server_failures == 2), 30)
     warnings = [r for r in caplog.records
                 if 'Could not publish' in r.getMessage()
                 and image_id in r.getMessage()]

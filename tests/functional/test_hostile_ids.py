@@ -82,14 +82,6 @@ def rbd_names(ceph, pool):
             return rbd.RBD().list(ioctx)
 
 
-@pytest.fixture
-def cleanup(ceph):
-    names = []
-    yield names
-    for name in names:
-        helpers.remove_image(ceph, helpers.POOL, name)
-
-
 # --- What Ceph accepts -------------------------------------------------------
 
 @pytest.mark.parametrize('name, listed_as, cli_addressable', [
@@ -116,7 +108,7 @@ def test_which_names_rbd_accepts(ceph, cleanup, name, listed_as,
     info = subprocess.run(
         ['rbd', '-c', ceph.conf_path, 'info', '--format', 'json',
          '%s/%s' % (helpers.POOL, name)],
-        capture_output=True, timeout=60, env=testbed._clean_env())
+        capture_output=True, timeout=60, env=testbed.clean_env())
     assert (info.returncode == 0 and json.loads(info.stdout)['name'] ==
             name) == cli_addressable, info.stderr
 

@@ -31,7 +31,8 @@ def test_publisher_survives_fork(live_memcached, reader):
     assert pub.flush(('', parent_id, None), 10)
     child_id = str(uuid.uuid4())
     pid = os.fork()
-    if pid == 0:  # child
+    if pid == 0:  # child: whatever happens, it never returns into pytest
+        ok = False
         try:
             child = publisher.get_publisher([live_memcached.address], 0.5)
             ok = child is not pub
@@ -39,6 +40,8 @@ def test_publisher_survives_fork(live_memcached, reader):
                          records.key_values(records.keys_for(child_id),
                                             record), 60, final=True)
             ok = ok and child.flush(('', child_id, None), 5)
+        except BaseException:
+            ok = False
         finally:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)

@@ -27,6 +27,7 @@ from glance_progress_store import _memcache
 from glance_progress_store.read import reader as reader_mod
 from glance_progress_store import records
 from glance_progress_store.upload import publisher
+from tests import helpers
 
 TIMEOUT = 0.3
 
@@ -85,12 +86,9 @@ def test_dead_server_holds_back_only_its_keys(live_memcached):
     # the dead server comes back: its records are written after it
     # answers a probe (within the 5 s backoff) and the settle time
     with dead:
-        deadline = time.monotonic() + publisher._RETRY_MAX + \
-            publisher.SETTLE + 5
-        missing = list(dead_ids)
-        while missing and time.monotonic() < deadline:
-            missing = [i for i in missing
-                       if (alive_reader.get(i) or records.ProgressRecord(
-                           'uploading', 0, 0, None, 0, 0)).state != 'stored']
-            time.sleep(0.1)
-        assert not missing
+        def missing():
+            return [i for i in dead_ids
+                    if getattr(alive_reader.get(i), 'state', None) != 'stored']
+        helpers.wait_for('the records of the server back', lambda: (
+            not missing()), publisher._RETRY_MAX + publisher.SETTLE + 5,
+            interval=0.1, on_timeout=lambda: '; missing %s' % missing())

@@ -113,12 +113,9 @@ def test_final_state_wins_after_a_freeze(servers, moment, length, repeat):
         frozen.resume()
 
     reader = reader_mod.ProgressReader(addresses, socket_timeout=2)
-    deadline = time.monotonic() + APPEAR_WITHIN
-    while reader.get(image_id) != final:
-        assert time.monotonic() < deadline, (
-            'record still %r %.1f s after memcached resumed'
-            % (reader.get(image_id), APPEAR_WITHIN))
-        time.sleep(0.05)
+    helpers.wait_for('the final record after memcached resumed', lambda: (
+        reader.get(image_id) == final), APPEAR_WITHIN, interval=0.05,
+        on_timeout=lambda: '; still %r' % reader.get(image_id))
     # ... and nothing older lands after it
     until = time.monotonic() + STAYS_FOR
     while time.monotonic() < until:

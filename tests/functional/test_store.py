@@ -13,6 +13,7 @@
 """progress_rbd's add() on a real Ceph cluster, loaded as glance loads it."""
 
 import concurrent.futures
+import threading
 import uuid
 
 import pytest
@@ -84,11 +85,21 @@ def test_progress_is_monotonic_and_ends_stored(single_store, live_memcached,
     data = helpers.payload(24 * MiB)
     watcher = helpers.RecordWatcher([live_memcached.address], image_id)
     watcher.start()
+    body = helpers.Valve(data, limit=1)  # moves once the watcher saw it
+    upload = threading.Thread(target=helpers.add_single,
+                              args=(store, image_id, body, 0))
+    upload.start()
     try:
-        helpers.add_single(store, image_id,
-                           helpers.SlowReader(data, pause=0.02), 0)
+        while len(watcher.seen) < 4:
+            count = len(watcher.seen)
+            body.step_until('the watcher to see the record move', lambda: (
+                len(watcher.seen) > count), MiB)
+        body.open()
+        upload.join(60)
         watcher.wait_for('stored')
     finally:
+        body.open()
+        upload.join(60)
         watcher.stop()
     seen = watcher.seen
     assert len(seen) >= 5, seen  # progress was seen during the upload
@@ -146,24 +157,21 @@ def test_key_prefix(single_store, live_memcached, image_id):
 
 
 def test_concurrent_unknown_size_uploads_one_process(single_store, ceph,
-                                                     reader):
+                                                     reader, cleanup):
     store = single_store()
     ids = [str(uuid.uuid4()) for _ in range(8)]
+    cleanup.extend(ids)
     sources = {i: helpers.payload(3 * MiB + n * 333_333, seed=n)
                for n, i in enumerate(ids)}
-    try:
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            futures = {i: pool.submit(helpers.add_single, store, i,
-                                      helpers.SlowReader(d, pause=0.002), 0)
-                       for i, d in sources.items()}
-            results = {i: f.result() for i, f in futures.items()}
-        for i, data in sources.items():
-            helpers.check_stored(ceph, results[i], i, data)
-            record = helpers.wait_record(reader, i)
-            assert (record.state, record.bytes) == ('stored', len(data))
-    finally:
-        for i in ids:
-            helpers.remove_image(ceph, helpers.POOL, i)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = {i: pool.submit(helpers.add_single, store, i,
+                                  helpers.SlowReader(d, pause=0.002), 0)
+                   for i, d in sources.items()}
+        results = {i: f.result() for i, f in futures.items()}
+    for i, data in sources.items():
+        helpers.check_stored(ceph, results[i], i, data)
+        record = helpers.wait_record(reader, i)
+        assert (record.state, record.bytes) == ('stored', len(data))
 
 
 def _publisher_of(store):

@@ -25,6 +25,8 @@ import time
 
 import pytest
 
+import testbed  # tools/ is on sys.path (tests/conftest.py)
+
 from glance_progress_store import _memcache
 from glance_progress_store.upload import publisher
 
@@ -66,11 +68,8 @@ def fake(monkeypatch):
     return FakeConnection
 
 
-def _wait(predicate, timeout=5):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+def _wait(what, predicate, timeout=30):
+    return testbed.wait_for(what, predicate, timeout, interval=0.005)
 
 
 def test_unexpected_error_never_kills_the_thread(fake, caplog):
@@ -78,7 +77,8 @@ def test_unexpected_error_never_kills_the_thread(fake, caplog):
     pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
     with caplog.at_level(logging.WARNING):
         pub.submit(('', 'a', None), {'a_upload_status': b'1'}, 60)
-        _wait(lambda: fake.store.get('a_upload_status') == b'1')
+        _wait('the first write', lambda: fake.store.get(
+            'a_upload_status') == b'1')
     thread = pub._thread
     assert thread.is_alive()
     assert 'publisher error' in caplog.text
@@ -94,7 +94,7 @@ def test_a_dead_thread_is_restarted_by_the_next_submit(fake):
     fake.script = [SystemExit()]  # escapes the thread's except Exception
     pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
     pub.submit(('', 'a', None), {'a_upload_status': b'1'}, 60)
-    _wait(lambda: not pub._thread.is_alive())
+    _wait('the thread to die', lambda: not pub._thread.is_alive())
     pub.submit(('', 'a', None), {'a_upload_status': b'2'}, 60,
                final=True)
     assert pub.flush(('', 'a', None), 5)
@@ -105,11 +105,12 @@ def test_failed_server_is_probed_then_written_after_settle(fake):
     fake.script = [_memcache.ServerUnavailable('s', 'did not answer')]
     pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
     pub.submit(('', 'a', None), {'a_upload_status': b'old'}, 60)
-    _wait(lambda: pub.stats.server_failures == 1)
+    _wait('a failed write', lambda: pub.stats.server_failures == 1)
     # a newer state while the server is down replaces the failed one
     pub.submit(('', 'a', None), {'a_upload_status': b'new'}, 60,
                final=True)
-    _wait(lambda: fake.store.get('a_upload_status') == b'new')
+    _wait('the newest state written', lambda: fake.store.get(
+        'a_upload_status') == b'new')
     assert fake.probes == 1
     assert pub.stats.updates_sent == 1  # only the newest was sent
 
@@ -120,7 +121,7 @@ def test_flush_does_not_wait_for_a_server_known_down(fake, monkeypatch):
     pub = publisher.Publisher(['127.0.0.1:1'], 5.0)
     token = ('', 'a', None)
     pub.submit(token, {'a_upload_status': b'1'}, 60)
-    _wait(lambda: pub.stats.server_failures == 1)
+    _wait('a failed write', lambda: pub.stats.server_failures == 1)
     pub.submit(token, {'a_upload_status': b'2'}, 60, final=True)
     began = time.monotonic()
     assert pub.flush(token, 5.0, skip_down=True) is False
@@ -133,16 +134,16 @@ def test_pending_is_bounded_and_warned_about_once(fake, monkeypatch, caplog):
     fake.script = [_memcache.ServerUnavailable('s', 'refused')]
     pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
     pub.submit(('', 'first', None), {'first_upload_status': b'x'}, 60)
-    _wait(lambda: pub.stats.server_failures == 1)
+    _wait('a failed write', lambda: pub.stats.server_failures == 1)
     with caplog.at_level(logging.WARNING):
         pub.submit(('', 'final', None), {'final_upload_status': b'f'},
                    60, final=True)
         for n in range(50):
             pub.submit(('', str(n), None),
                        {'%d_upload_status' % n: b'u'}, 60)
-    lane = pub._queues[0]
-    assert len(lane.pending) == 10
-    assert ('', 'final', None) in lane.pending  # final states kept first
+    queue = pub._queues[0]
+    assert len(queue.pending) == 10
+    assert ('', 'final', None) in queue.pending  # final states kept first
     drops = [r for r in caplog.records if 'dropping' in r.getMessage()]
     assert len(drops) == 1
 
@@ -152,7 +153,8 @@ def test_records_are_given_up_after_their_retry_window(fake, monkeypatch):
     fake.script = [_memcache.ServerUnavailable('s', 'refused')] * 3
     pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
     pub.submit(('', 'a', None), {'a_upload_status': b'1'}, 60)
-    _wait(lambda: fake.probes >= 1 and not pub._queues[0].pending)
+    _wait('the record given up', lambda: fake.probes >= 1 and not (
+        pub._queues[0].pending))
     assert 'a_upload_status' not in fake.store
 
 

@@ -41,6 +41,3 @@ from testbed.prometheus import Prometheus  # noqa: F401
 from testbed import sizes  # noqa: F401
 from testbed.sizes import parse_size  # noqa: F401
 from testbed.stack import LocalStack  # noqa: F401
-
-# Older spelling, still used by tests/test_cli.py and test_hostile_ids.py.
-_clean_env = clean_env
