@@ -108,6 +108,25 @@ def wait_for_record(memcached, image_id, predicate, timeout):
                             on_timeout=lambda: ': %s' % last)
 
 
+def check_503_while_frozen(memcached, get_progress):
+    """A frozen memcached makes the endpoint answer 503, with its header,
+    within [upload_progress] memcached_socket_timeout (1 s) and glance's
+    own time; 200 again once memcached resumes."""
+    memcached.pause()
+    try:
+        started = time.monotonic()
+        response = get_progress()
+        elapsed = time.monotonic() - started
+    finally:
+        memcached.resume()
+    assert response.status_code == 503
+    assert response.headers['OpenStack-Upload-Progress'] == '1'
+    error = response.json()['error']
+    assert error['code'] == 503 and 'did not answer' in error['message']
+    assert elapsed < 1.0 + 1.5  # memcached_socket_timeout, and glance
+    assert get_progress().status_code == 200
+
+
 def log_text(api):
     with open(api.log_path, errors='replace') as f:
         return f.read()

@@ -351,14 +351,6 @@ class GlanceAPI(procs.UwsgiService):
         return sorted(p.pid for p in procs.processes()
                       if p.ppid == self._proc.pid and p.state != "Z")
 
-    def log_tail(self, lines=50):
-        """The end of the log shared by uWSGI and glance."""
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
     # -- clients -----------------------------------------------------------
 
     def headers(self, user="admin"):

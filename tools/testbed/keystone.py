@@ -220,13 +220,6 @@ class Keystone(procs.UwsgiService):
                 self.project_ids[user.project], self.user_ids[user.name],
                 self.role_ids[user.role]))
 
-    def log_tail(self, lines=50):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
     # -- clients -----------------------------------------------------------
 
     def auth(self, user):

@@ -233,6 +233,15 @@ class UwsgiService:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True)
 
+    def log_tail(self, lines=50):
+        """The end of the service's log (``self.log_path``): uWSGI's and
+        the application's own lines."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
     def stop(self):
         """Stop uWSGI's master and workers.  Idempotent."""
         if self._proc is not None:
