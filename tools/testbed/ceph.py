@@ -341,6 +341,11 @@ paxos propose interval = 0.1
 mon mgr digest period = 1
 mgr stats period = 1
 mgr tick period = 1
+# A PG whose read lease (this ratio times osd_heartbeat_grace, 20 s) ran
+# out while its OSD was stopped can stay "laggy" after SIGCONT, every op
+# on it waiting: the fault tests stop the OSD for up to a minute or two
+# (longer on a busy machine), so the lease outlasts that (200 s).
+osd pool default read lease ratio = 10
 
 [client]
 keyring = {self.admin_keyring}
