@@ -419,10 +419,10 @@ class Publisher:
 
 
 def _name(key):
-    """What a log line calls a queued item: the image, or the index."""
+    """What a log line calls a queued item: the image id, or the index."""
     if isinstance(key, IndexKey):
         return 'the upload index %s' % key.key
-    return 'image %s' % key.image_id
+    return key.image_id
 
 
 _PUBLISHERS = {}
