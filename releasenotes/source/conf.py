@@ -34,3 +34,19 @@ openstackdocs_auto_version = False
 openstackdocs_use_storyboard = False
 openstackdocs_bug_project = 'glance_progress_store'
 openstackdocs_bug_tag = 'releasenotes'
+
+# Until 0.1.0 is tagged the repository has no release tag, and reno files
+# every note under "0.0.0", which is no release. File them as unreleased
+# work instead, which unreleased.rst titles 0.1.0. Once a tag exists this
+# changes nothing.
+from reno import scanner  # noqa: E402
+
+_current_version = scanner.Scanner._get_current_version
+
+
+def _untagged_is_unreleased(self, branch=None):
+    version = _current_version(self, branch)
+    return '0.0.0-untagged' if version == '0.0.0' else version
+
+
+scanner.Scanner._get_current_version = _untagged_is_unreleased
