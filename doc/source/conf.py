@@ -32,6 +32,8 @@ extensions = [
     'cliff.sphinxext',
     # The exporter's metric families: .. exporter-metrics::
     'exporter_metrics',
+    # The commands' help text, escaped for rST (both command references)
+    'cli_parsers',
 ]
 try:
     import openstackdocstheme  # noqa: F401
