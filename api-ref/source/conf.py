@@ -30,6 +30,8 @@ source_suffix = '.rst'
 add_module_names = False
 show_authors = False
 pygments_style = 'native'
+# Option names (--since) and quotes stay as typed.
+smartquotes = False
 
 openstackdocs_repo_name = 'glance_progress_store'
 openstackdocs_auto_name = False

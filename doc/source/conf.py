@@ -49,6 +49,8 @@ version = release
 master_doc = 'index'
 exclude_patterns = []
 pygments_style = 'native'
+# Option names (--since) and quotes stay as typed.
+smartquotes = False
 # Paths in the text (rbd://FSID/POOL/IMAGE/snap) are not links.
 linkcheck_ignore = [r'.*']
 

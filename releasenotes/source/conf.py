@@ -26,6 +26,8 @@ version = ''
 release = ''
 exclude_patterns = []
 pygments_style = 'native'
+# Option names (--since) and quotes stay as typed.
+smartquotes = False
 html_static_path = ['_static']
 
 openstackdocs_repo_name = 'glance_progress_store'

@@ -46,7 +46,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-SCREENSHOT = os.path.join(ROOT, 'docs', 'images', 'live-page.png')
+SCREENSHOT = os.path.join(ROOT, 'doc', 'source', 'admin', 'live-page.png')
 # Paced at 5 MiB/s (SlowReader's pause is per MiB read by glanceclient):
 # with 8 MiB chunks, the record moves every 1.6 s for about 10 s.
 PACE = 0.2
@@ -473,14 +473,11 @@ def test_address_in_use_is_one_line_and_exit_4(glance_single, exporter):
     assert proc.stderr.count('\n') == 1, proc.stderr
 
 
-def test_readme_scrape_config_is_valid_for_prometheus(tmp_path):
-    """The README's scrape_configs block, pasted into a prometheus.yml,
-    passes Prometheus' own promtool."""
-    with open(os.path.join(ROOT, 'README.md')) as f:
-        text = f.read()
-    start = text.index('```yaml\nscrape_configs:', text.index(
-        '### The fleet view')) + len('```yaml\n')
-    block = text[start:text.index('```', start)]
+def test_shipped_scrape_config_is_valid_for_prometheus(tmp_path):
+    """etc/prometheus-scrape.yml, which the admin guide includes, pasted
+    into a prometheus.yml, passes Prometheus' own promtool."""
+    with open(os.path.join(ROOT, 'etc', 'prometheus-scrape.yml')) as f:
+        block = f.read()
     path = tmp_path / 'prometheus.yml'
     path.write_text('global:\n  scrape_interval: 15s\n' + block)
     proc = subprocess.run(['/usr/bin/promtool', 'check', 'config',
