@@ -31,7 +31,9 @@ Publish upload progress to memcached.
 When enabled, every upload into this backend publishes how many bytes
 have been stored so far, the expected size and the upload state to the
 memcached servers set in ``progress_memcached_servers``. Disabling it
-makes the store behave exactly like the stock RBD store.
+makes the store publish nothing; it still stores like this driver (the
+pipelined writes of ``progress_rbd_writes_in_flight``), with the stock
+RBD store's locations and checksums.
 
 Possible values:
     * True
@@ -39,6 +41,15 @@ Possible values:
 
 Related options:
     * progress_memcached_servers
+    * progress_discovery: without progress there is nothing to discover
+    * rados_connect_timeout: a stock RBD option, but set it (10 to 30
+      seconds). With its default, -1, an upload to a Ceph cluster that
+      stops answering waits forever: its record stays ``uploading``
+      with a frozen ``updated_at`` (readers show it ``stalled``) and the
+      glance-api worker is stuck. With T set, the store gives up after
+      about 5.3 x T, records ``failed`` / ``storage_timeout`` and removes
+      the partial image if Ceph is back within 30 s; keep proxy and
+      load-balancer timeouts above about 6 x T + 30 s
 
 """),
     cfg.ListOpt('progress_memcached_servers',
@@ -55,11 +66,16 @@ again.
 Possible values:
     * A comma separated list of ``HOST:PORT`` (IPv4 address or host
       name), ``inet:HOST:PORT``, ``inet6:[ADDRESS]:PORT`` or
-      ``unix:/PATH`` entries; PORT defaults to 11211
+      ``unix:/PATH`` entries; PORT defaults to 11211. These are exactly
+      what python-memcached connects to: anything else (``[::1]:11211``,
+      servers separated by spaces) disables the store at start-up with
+      an error naming this option
 
 Related options:
     * progress_enabled
-    * progress_key_prefix
+    * progress_key_prefix: readers need the same prefix too
+    * ``[upload_progress]`` memcached_socket_timeout: the progress
+      endpoint reads these servers
 
 """),
     cfg.IntOpt('progress_ttl',
@@ -79,6 +95,8 @@ Possible values:
     * An integer from 1 to 2592000 (30 days)
 
 Related options:
+    * progress_index_retention: keep it at most this, since an expired
+      record cannot be listed
     * progress_memcached_servers
 
 """),
@@ -93,10 +111,13 @@ to 250 bytes, and ids that would make a key longer are hashed.
 
 Possible values:
     * An empty string (the default): keys are ``<image_id>_total_size``
-    * Any printable ASCII string without whitespace
+    * Any printable ASCII string without whitespace; anything else
+      disables the store at start-up with an error naming this option
 
 Related options:
-    * progress_memcached_servers
+    * progress_memcached_servers: readers must be given the same servers
+      and the same prefix (``glance-progress --prefix``, or the same
+      glance-api.conf)
 
 """),
     cfg.FloatOpt('progress_socket_timeout',
@@ -115,6 +136,8 @@ Possible values:
 
 Related options:
     * progress_memcached_servers
+    * ``[upload_progress]`` memcached_socket_timeout: the same bound for
+      the progress endpoint's reads
 
 """),
     cfg.FloatOpt('progress_min_interval',
@@ -133,6 +156,9 @@ Possible values:
 
 Related options:
     * rbd_store_chunk_size
+    * ``[upload_progress]`` stall_after, and ``--stall-after`` of
+      ``glance-progress`` and its exporter (60 s by default): keep this
+      well below them, or uploads in progress are shown ``stalled``
 
 """),
 ]
@@ -149,6 +175,9 @@ and refreshed while the process lives) and lists it in the server's
 registry, so that ``glance-progress list``, the exporter and its page
 find every upload in flight without knowing its image id and without
 scanning memcached. Two extra writes per upload, none per chunk.
+Without it, readers still find an upload by its image id
+(``glance-progress show``, the progress endpoint), but
+``glance-progress list`` and the exporter do not list it.
 
 Possible values:
     * True
@@ -178,6 +207,8 @@ Possible values:
 
 Related options:
     * progress_discovery
+    * ``--stall-after`` of ``glance-progress list`` and of the exporter
+      (60 s by default): keep this above it
 
 """),
     cfg.IntOpt('progress_index_retention',
@@ -195,8 +226,10 @@ Possible values:
     * An integer from 0 to 2592000
 
 Related options:
-    * progress_ttl
+    * progress_ttl: keep this at most that
     * progress_discovery
+    * ``--since`` of the exporter: uploads stored or failed within it
+      are served as series, if they are still in an index
 
 """),
 ]
@@ -211,15 +244,18 @@ Number of chunk writes kept in flight to Ceph during an upload.
 
 Writes go through librbd's asynchronous API so that Ceph stores one
 chunk while the next ones are read and hashed. Each write in flight
-holds one chunk (``rbd_store_chunk_size`` megabytes) in memory, so the
-memory of an upload is bounded by this value times the chunk size.
-1 writes one chunk at a time, like the stock RBD store.
+holds one chunk (``rbd_store_chunk_size`` megabytes) in memory, and
+librbd copies each write's buffer, so an upload holds about
+(2 x this + 2) chunks whatever the image size: 80 MiB with the
+defaults (4 and 8 MiB). 1 writes one chunk at a time, like the stock
+RBD store, and still overlaps hashing with the write.
 
 Possible values:
     * An integer from 1 to 64
 
 Related options:
-    * rbd_store_chunk_size
+    * rbd_store_chunk_size: the memory of an upload grows with both
+    * rados_connect_timeout: bounds every write in flight
 
 """),
 ]
@@ -239,15 +275,17 @@ Seconds without an update after which an upload is reported stalled.
 ``GET /v2/images/{image_id}/progress`` reports an upload that is still
 ``uploading`` or ``finalizing`` but has not been updated for this long
 with ``state`` ``stalled`` and ``stalled`` true: its glance-api worker
-died, or Ceph stopped taking writes. Keep it above
-``progress_min_interval``. It assumes the clocks of the glance-api nodes
-agree.
+died, or Ceph stopped taking writes. It compares the record's
+``updated_at`` (the writing glance-api node's clock) with this node's
+clock: keep the clocks in sync.
 
 Possible values:
     * 0 or a positive number of seconds
 
 Related options:
-    * progress_min_interval
+    * progress_min_interval: keep this above it
+    * rados_connect_timeout: an upload that Ceph stopped answering is
+      ``stalled`` until the store gives up, after about 5.3 times it
 
 """),
     cfg.FloatOpt('memcached_socket_timeout',
@@ -257,7 +295,8 @@ Related options:
 Timeout, in seconds, of the progress endpoint's memcached reads.
 
 A memcached that does not answer within it makes the endpoint answer
-503 instead of holding the request.
+503 instead of holding the request: the request holds a glance-api
+worker (or thread) for at most this long per memcached server read.
 
 Possible values:
     * A positive number of seconds

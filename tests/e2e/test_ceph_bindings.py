@@ -10,14 +10,17 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""README's installation into a fresh venv, then an upload through it.
+"""The install guide's commands in a fresh venv, then an upload through it.
 
-The venv gets what README's install section says (``pip install`` of a
-checkout of this package, which brings glance_store), ``import rbd``
-fails in it until ``glance-progress link-ceph-bindings VENV`` has run, and
-then glance_store, configured as glance-api is, stores an image through
-``progress_rbd`` into the session's Ceph and the record says ``stored``.
-README's other way, a wheel built with ``pip wheel``, installs too.
+The install guide's shell blocks (doc/source/install/index.rst, found by
+their ``:name:``) run as they are, with ``VENV`` and ``SRC`` set to a
+scratch venv and this checkout: ``install-venv`` (the venv's own pip
+installs the checkout, which brings glance_store), then ``import rbd``
+fails in the venv until ``install-bindings`` (``glance-progress
+link-ceph-bindings``) has run, and then glance_store, configured as
+glance-api is, stores an image through ``progress_rbd`` into the
+session's Ceph and the record says ``stored``. The guide's other way,
+``install-wheel``, installs too.
 """
 
 import hashlib
@@ -30,6 +33,7 @@ import sys
 import pytest
 
 from glance_progress_store.ops import ceph_bindings
+from tests import docs
 from tests import helpers
 
 pytestmark = pytest.mark.e2e
@@ -77,31 +81,33 @@ def run(*cmd, timeout=600):
                           text=True, env=_env(), cwd='/', timeout=timeout)
 
 
-@pytest.fixture(scope='module')
-def venv(tmp_path_factory):
-    """A fresh venv with this package pip-installed from the checkout."""
-    path = tmp_path_factory.mktemp('operator') / 'venv'
+def make_venv(path):
+    """An empty venv, as glance-api's would be before the guide."""
     created = run(sys.executable, '-m', 'venv', path)
     assert created.returncode == 0, created.stderr
-    pip = run(path / 'bin' / 'python', '-m', 'pip', 'install', '-q',
-              '--disable-pip-version-check', ROOT)
+    return path
+
+
+@pytest.fixture(scope='module')
+def venv(tmp_path_factory):
+    """A fresh venv after the guide's install-packages and install-venv
+    blocks (the package pip-installed from this checkout)."""
+    where = tmp_path_factory.mktemp('operator')
+    packages = docs.run_install_block('install-packages', None, ROOT, where)
+    assert packages.returncode == 0, packages.stdout + packages.stderr
+    path = make_venv(where / 'venv')
+    pip = docs.run_install_block('install-venv', path, ROOT, where)
     assert pip.returncode == 0, pip.stdout + pip.stderr
     return path
 
 
 def test_install_from_wheel(tmp_path):
-    """README's other way: a wheel built with pip, installed with pip."""
-    dist = tmp_path / 'dist'
-    built = run(sys.executable, '-m', 'pip', 'wheel', '--no-deps', '-q',
-                '--disable-pip-version-check', '-w', dist, ROOT)
-    assert built.returncode == 0, built.stdout + built.stderr
-    wheels = sorted(os.listdir(dist))
-    assert wheels == ['glance_progress_store-0.1.0-py3-none-any.whl']
-    path = tmp_path / 'venv'
-    assert run(sys.executable, '-m', 'venv', path).returncode == 0
-    pip = run(path / 'bin' / 'python', '-m', 'pip', 'install', '-q',
-              '--disable-pip-version-check', dist / wheels[0])
+    """The guide's other way: a wheel built with the venv's pip."""
+    path = make_venv(tmp_path / 'venv')
+    pip = docs.run_install_block('install-wheel', path, ROOT, tmp_path)
     assert pip.returncode == 0, pip.stdout + pip.stderr
+    wheels = sorted(os.listdir(tmp_path / 'dist'))
+    assert wheels == ['glance_progress_store-0.1.0-py3-none-any.whl']
     version = run(path / 'bin' / 'glance-progress', '--version')
     assert version.stdout.strip() == 'glance-progress 0.1.0', version
     driver = run(path / 'bin' / 'python', '-c',
@@ -140,7 +146,7 @@ def test_link_then_upload(venv, ceph, memcached, reader, image_id,
         unlinked.stderr), unlinked.stderr
     assert not helpers.rbd_exists(ceph, helpers.POOL, image_id)
 
-    first = run(*command)
+    first = docs.run_install_block('install-bindings', venv, ROOT, tmp_path)
     assert first.returncode == 0, first.stderr
     links = sorted(os.listdir(venv / 'ceph-bindings'))
     assert links == ['rados.cpython-%s-x86_64-linux-gnu.so' % TAG,

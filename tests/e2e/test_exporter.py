@@ -49,7 +49,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-SCREENSHOT = os.path.join(ROOT, 'docs', 'images', 'live-page.png')
+SCREENSHOT = os.path.join(ROOT, 'doc', 'source', 'admin', 'live-page.png')
 STALL_AFTER = 4.0
 # glance's rbd_store_chunk_size in the test bed: the record moves by 8 MiB.
 # The uploads here are held by a helpers.Valve: they move when the test
@@ -499,14 +499,11 @@ def test_address_in_use_is_one_line_and_exit_4(glance_single, exporter):
     assert proc.stderr.count('\n') == 1, proc.stderr
 
 
-def test_readme_scrape_config_is_valid_for_prometheus(tmp_path):
-    """The README's scrape_configs block, pasted into a prometheus.yml,
-    passes Prometheus' own promtool."""
-    with open(os.path.join(ROOT, 'README.md')) as f:
-        text = f.read()
-    start = text.index('```yaml\nscrape_configs:', text.index(
-        '### The fleet view')) + len('```yaml\n')
-    block = text[start:text.index('```', start)]
+def test_shipped_scrape_config_is_valid_for_prometheus(tmp_path):
+    """etc/prometheus-scrape.yml, which the admin guide includes, pasted
+    into a prometheus.yml, passes Prometheus' own promtool."""
+    with open(os.path.join(ROOT, 'etc', 'prometheus-scrape.yml')) as f:
+        block = f.read()
     path = tmp_path / 'prometheus.yml'
     path.write_text('global:\n  scrape_interval: 15s\n' + block)
     proc = subprocess.run(['/usr/bin/promtool', 'check', 'config',
