@@ -286,15 +286,23 @@ class Valve(io.RawIOBase):
     (``open_to``) or fully (``open``). An upload that must be seen in
     flight is held there by the test, not by a pace and luck.
 
-    A read blocked for ``max_wait`` seconds fails (as a client that went
-    away), so that a test that failed before opening the valve does not
-    leave its upload hanging.
+    While held, a read hands out ``TRICKLE`` bytes every ``KEEPALIVE``
+    seconds (never the last byte), as a slow client does: glance-api's
+    uWSGI fails a body read after 60 s without data (socket-timeout), and
+    a test on a busy machine may hold an upload that long. The store
+    reports chunks of 1 MiB or more: a trickle never moves a record within
+    a test. Held ``max_wait`` seconds in all, a read fails (as a client
+    that went away), so that a test that failed before opening the valve
+    does not leave its upload hanging.
     """
 
-    def __init__(self, data, limit=0, max_wait=120):
+    KEEPALIVE = 10.0
+    TRICKLE = 1024
+
+    def __init__(self, data, limit=0, max_wait=600):
         self._data = memoryview(data)
         self._limit = limit
-        self._max_wait = max_wait
+        self._give_up_at = time.monotonic() + max_wait
         self._cond = threading.Condition()
         self.handed_out = 0
 
@@ -303,11 +311,14 @@ class Valve(io.RawIOBase):
 
     def read(self, size=-1):
         with self._cond:
-            if not self._cond.wait_for(
+            while not self._cond.wait_for(
                     lambda: self.handed_out < self._limit or
-                    self.handed_out >= len(self._data), self._max_wait):
-                raise IOError('the test never opened the valve past %d '
-                              'bytes' % self._limit)
+                    self.handed_out >= len(self._data), self.KEEPALIVE):
+                if time.monotonic() > self._give_up_at:
+                    raise IOError('the test never opened the valve past %d '
+                                  'bytes' % self._limit)
+                self._limit = min(self._limit + self.TRICKLE,
+                                  max(self._limit, len(self._data) - 1))
             end = min(len(self._data), self._limit)
             if size is not None and size >= 0:
                 end = min(end, self.handed_out + size)
