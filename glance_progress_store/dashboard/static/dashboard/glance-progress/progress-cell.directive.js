@@ -64,6 +64,7 @@
     var stopped = false;
 
     ctrl.views = [];
+    ctrl.label = gettext('Upload progress');
     ctrl.message = null;
     ctrl.requests = 0;
 
