@@ -357,3 +357,162 @@ def test_the_bar_follows_an_upload_until_active(
     assert failed == [], failed
     assert page.console_errors() == []
     page.driver.save_screenshot(str(tmp_path / 'active.png'))
+
+
+def rising_bytes(page, name, after=None):
+    """The cell's text once it names a byte count (and it differs from
+    ``after``)."""
+    def look():
+        row = page.row(name)
+        text = row and row['progress']
+        return text and 'iB' in text and text != after and row
+    return look
+
+
+def test_unknown_size_shows_rising_bytes_and_no_percent(
+        horizon, keystone, glance_keystone, page, cleanup):
+    image = new_image(glance_keystone, 'alice', cleanup)
+    gate = Gate(SIZE)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate,
+                      sized=False)  # chunked: glance sees no total
+    page.login('alice', keystone)
+    page.open('project/images/')
+    until('the new image', lambda: page.row(image['name']), 30)
+    upload.start()
+    try:
+        gate.open_to(20 * MiB)
+        first = until('bytes', rising_bytes(page, image['name']), 40)
+        gate.open_to(48 * MiB)
+        second = until('more bytes', rising_bytes(
+            page, image['name'], first['progress']), 40)
+        for row in (first, second):
+            assert row['valuenow'] is None, row  # no determinate bar
+            assert '%' not in row['progress'], row
+            assert 'size not known' in row['progress'], row
+            assert '/s' in row['progress'], row
+        first_mib = float(first['progress'].split(' MiB')[0])
+        second_mib = float(second['progress'].split(' MiB')[0])
+        assert second_mib > first_mib
+        gate.open_to(SIZE)
+        upload.join(120)
+        assert upload.error is None, upload.error
+        until('Active', lambda: 'Active' in (
+            page.row(image['name']) or {'cells': []})['cells'], 30)
+    finally:
+        gate.fail()
+        upload.join(60)
+    assert page.network() == []
+    assert page.console_errors() == []
+
+
+def test_a_client_gone_mid_upload_shows_failed_with_its_reason(
+        horizon, keystone, glance_keystone, page, cleanup):
+    image = new_image(glance_keystone, 'alice', cleanup)
+    gate = Gate(SIZE)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
+    page.login('alice', keystone)
+    page.open('project/images/')
+    until('the new image', lambda: page.row(image['name']), 30)
+    upload.start()
+    gate.open_to(24 * MiB)
+    until('a bar', lambda: (page.row(image['name']) or {}).get('valuenow'),
+          40)
+    gate.fail()  # the client goes away mid-upload
+    upload.join(60)
+    assert upload.error is not None
+    row = until('failed', lambda: (lambda r: r and 'Failed' in (
+        r['progress'] or '') and r)(page.row(image['name'])), 40)
+    # in words, with the reason; glance put the image back to queued
+    assert 'Failed: the data stopped coming' in row['progress'], row
+    assert ' of 64.0 MiB' in row['progress']
+    assert row['valuenow'] is None
+    until('Queued', lambda: 'Queued' in (
+        page.row(image['name']) or {'cells': []})['cells'], 30)
+    # the re-listed row (now Queued) looks once, and shows it again
+    until('failed on the queued row', lambda: 'Failed' in (
+        page.row(image['name'])['progress'] or ''), 20)
+    assert page.network() == []
+    assert page.console_errors() == []
+
+
+def test_another_project_gets_404_and_the_admin_sees_the_upload(
+        horizon, keystone, glance_keystone, page, cleanup, tmp_path):
+    image = new_image(glance_keystone, 'alice', cleanup,
+                      visibility='private')
+    gate = Gate(SIZE)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
+    upload.start()
+    try:
+        gate.open_to(24 * MiB)
+        path = 'images/%s/progress/' % image['id']
+        page.login('bob', keystone)
+        bob = page.plugin_get(path)
+        # glance's 404 for another project's image: never a 401 (Horizon
+        # would log bob out) nor a 403
+        assert bob.status_code == 404, bob.text
+        assert page.plugin_get('images/%s/progress/' % uuid.uuid4()
+                               ).status_code == 404
+        page.driver.delete_all_cookies()
+        page.login('admin', keystone)
+        admin = page.plugin_get(path)
+        assert admin.status_code == 200
+        body = admin.json()
+        assert (body['supported'], body['available']) == (True, True)
+        assert body['progress']['image_id'] == image['id']
+        assert body['progress']['state'] in ('uploading', 'finalizing')
+        page.open('admin/images/')
+        headers = until('the Progress column', lambda: (
+            lambda h: 'Progress' in h and h)(page.headers()), 30)
+        assert headers[headers.index('Status') + 1] == 'Progress'
+        first = until('the bar in Admin', lambda: (
+            page.row(image['name']) or {}).get('valuenow') and
+            page.row(image['name']), 40)
+        gate.open_to(56 * MiB)
+        until('the bar to rise in Admin', lambda: (
+            page.row(image['name']) or {}).get('valuenow', 0) >
+            first['valuenow'], 40)
+        page.driver.save_screenshot(str(tmp_path / 'admin-images.png'))
+        gate.open_to(SIZE)
+        upload.join(120)
+        assert upload.error is None
+    finally:
+        gate.fail()
+        upload.join(60)
+    assert page.network() == []
+    assert page.console_errors() == []
+
+
+def test_memcached_down_says_progress_unavailable(
+        horizon, keystone, glance_keystone, memcached, page, cleanup):
+    image = new_image(glance_keystone, 'alice', cleanup)
+    gate = Gate(SIZE)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
+    page.login('alice', keystone)
+    page.open('project/images/')
+    upload.start()
+    try:
+        gate.open_to(16 * MiB)
+        until('a bar', lambda: (page.row(image['name']) or {}).get(
+            'valuenow'), 40)
+        memcached.pause()
+        try:
+            answer = page.plugin_get('images/%s/progress/' % image['id'])
+            assert answer.status_code == 200
+            assert answer.json()['available'] is False
+            row = until('"progress unavailable"', lambda: (
+                lambda r: r and 'progress unavailable' in (
+                    r['progress'] or '') and r)(page.row(image['name'])), 30)
+            assert row['valuenow'] is None
+        finally:
+            memcached.resume()
+        until('the bar back', lambda: (page.row(image['name']) or {}).get(
+            'valuenow'), 30)
+        gate.open_to(SIZE)
+        upload.join(120)
+    finally:
+        gate.fail()
+        upload.join(60)
+    # a 503 from glance is no error for the browser: no toast, no 5xx
+    assert page.network() == []
+    assert page.console_errors() == []
+    assert not page.driver.find_elements('css selector', '.alert-danger')

@@ -257,6 +257,7 @@
         var c = cell({id: 'i1', status: 'saving'});
         $httpBackend.flush();
         expect(c.element.text()).toContain('progress unavailable');
+        expect(c.element.find('[role=progressbar]').length).toBe(0);
         $httpBackend.expectGET(URL).respond(answer({}));
         $timeout.flush(2000);
         $httpBackend.flush();

@@ -123,6 +123,7 @@
       if (answer.hidden || answer.supported === false) {
         ctrl.views = [];
       } else if (!answer.available) {
+        ctrl.views = [];  // no stale bar: glance cannot say now
         ctrl.message = gettext('progress unavailable');
       } else {
         ctrl.views = progress.rows(answer.progress).map(progress.format)
