@@ -61,7 +61,7 @@ PROBE_ID = '00000000-0000-0000-0000-000000000000'
 # Catalogs sometimes carry the version in the image endpoint; glance's
 # own clients strip it too.
 _VERSION_SUFFIX = re.compile(r'/v\d+(\.\d+)?/?$')
-_HIDDEN = (401, 403, 404)
+_REFUSED = (401, 403)
 _local = threading.local()
 
 
@@ -118,12 +118,15 @@ def progress_answer(response):
     if response is None:
         return 200, {'supported': True, 'available': False,
                      'message': _('The image service did not answer.')}
-    if response.status_code in _HIDDEN:
+    if response.status_code in _REFUSED:
         # never a 401 (Horizon would log the user out) nor a 403 (a
         # toast): an image glance does not show is not found.
         return 404, _('not found')
     if response.headers.get(records.HEADER) != '1':
+        # glance's router answers the path with a plain 404: no filter
         return 200, {'supported': False}
+    if response.status_code == 404:  # the filter's: glance hides it
+        return 404, _('not found')
     if response.status_code == 200:
         try:
             body = response.json()

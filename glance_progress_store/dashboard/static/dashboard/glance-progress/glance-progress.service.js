@@ -38,8 +38,8 @@
     var IN_FLIGHT = ['saving', 'uploading', 'importing'];
     var ACTIVE = ['uploading', 'finalizing'];
     var REASONS = {
-      source_error: gettext('the data stopped coming (client gone or ' +
-                            'source failed)'),
+      source_error: gettext('the data stream broke (client gone, or ' +
+                            'glance refused more data)'),
       verifier_failed: gettext('the signature check refused the data'),
       size_mismatch: gettext('more or fewer bytes than declared'),
       storage_full: gettext('the storage is full or over quota'),

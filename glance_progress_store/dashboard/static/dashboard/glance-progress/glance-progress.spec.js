@@ -113,7 +113,7 @@
                                           reason: 'source_error'}));
         expect(view.bar).toBe(false);
         expect(view.kind).toBe('danger');
-        expect(view.text).toContain('Failed: the data stopped coming');
+        expect(view.text).toContain('Failed: the data stream broke');
       });
 
       it('shows nothing for no record', function() {
