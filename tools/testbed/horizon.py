@@ -17,14 +17,16 @@ Installed as README tells operators ("The progress bar in Horizon"):
 horizon==27.0.0 from PyPI in a venv of its own, this package into it
 (editable, from the checkout), the plugin's enabled file copied into
 ``openstack_dashboard/local/enabled/``, ``collectstatic`` and
-``compress``; then Django's server on 127.0.0.1 (one process, sessions
-in its memory).  The venv and the collected static files are cached in
-``cache_dir()`` (``$GPS_TESTBED_CACHE``, default
+``compress`` (``python -m django ... --settings
+openstack_dashboard.settings``); then Django's server on 127.0.0.1 (one
+process, sessions in its memory).  The venv and the collected static
+files are cached in ``cache_dir()`` (``$GPS_TESTBED_CACHE``, default
 ~/.cache/glance-progress-testbed): a second run only checks them; the
 first one, on a fresh machine, takes about 2 minutes.  Stdlib only.
 """
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -40,15 +42,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 PLUGIN = os.path.join(ROOT, "glance_progress_store", "dashboard")
 ENABLED_FILE = "_1051_glance_progress.py"
-
-MANAGE_PY = """\
-import os
-import sys
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openstack_dashboard.settings")
-from django.core.management import execute_from_command_line
-execute_from_command_line(sys.argv)
-"""
 
 # Horizon's openstack_dashboard/local/local_settings.py, as an operator
 # writes it; what changes between runs comes from the environment.
@@ -122,7 +115,9 @@ class Horizon:
         self.out = out or sys.stderr
         self.venv = os.path.join(cache_dir(), "horizon-%s" % VERSION)
         self.python = os.path.join(self.venv, "bin", "python")
-        self.manage_py = os.path.join(self.workdir, "manage.py")
+        # README's commands: python -m django ... --settings
+        # openstack_dashboard.settings
+        self.django = [self.python, "-m", "django"]
         self.log_path = os.path.join(self.workdir, "horizon.log")
         self.static_root = None
         self.install_seconds = None
@@ -195,8 +190,6 @@ class Horizon:
             f.write(LOCAL_SETTINGS % {"secret": _tree_hash(PLUGIN),
                                       "static": self.static_root})
         os.makedirs(self.workdir, exist_ok=True)
-        with open(self.manage_py, "w") as f:
-            f.write(MANAGE_PY)
         done = os.path.join(self.static_root, "testbed.compressed")
         if not os.path.exists(done):
             self._say("collecting and compressing Horizon's static files "
@@ -215,8 +208,11 @@ class Horizon:
         return digest.hexdigest()[:16]
 
     def manage(self, *args, timeout=600):
-        """``manage.py ARGS`` in Horizon's venv; its output."""
-        return self._run(self.python, self.manage_py, *args, env=self.env(),
+        """``python -m django ARGS --settings
+        openstack_dashboard.settings`` in Horizon's venv, as README runs
+        it; its output."""
+        return self._run(*self.django, *args, "--settings",
+                         "openstack_dashboard.settings", env=self.env(),
                          timeout=timeout)
 
     # -- running -----------------------------------------------------------
@@ -227,8 +223,9 @@ class Horizon:
         self.install()
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [self.python, self.manage_py, "runserver", "--noreload",
-                 "--insecure", "127.0.0.1:%d" % self.port],
+                [*self.django, "runserver", "--noreload", "--insecure",
+                 "--settings", "openstack_dashboard.settings",
+                 "127.0.0.1:%d" % self.port],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=self.env(), start_new_session=True)
         try:
@@ -321,3 +318,46 @@ def run_karma(horizon, timeout=300):
                           capture_output=True, text=True, env=env,
                           timeout=timeout, stdin=subprocess.DEVNULL,
                           cwd=os.path.dirname(os.path.dirname(karma())))
+
+
+# -- a kept stack: the demo's --keep --------------------------------------
+
+def start_for_stack(local, out=None):
+    """Keystone, a glance-api of ``local`` in the keystone flavor (its
+    catalog's image service) and Horizon with the plugin: what
+    ``tools/demo --keep`` adds.  Returns (keystone, glance, horizon);
+    everything started is stopped again if a step fails."""
+    from testbed import keystone as keystone_mod
+    ks = keystone_mod.Keystone(os.path.join(local.workdir, "keystone"))
+    horizon = None
+    try:
+        ks.start()
+        api = local.add_glance("glance-keystone", keystone=ks)
+        ks.add_service("image", "glance",
+                       {"public": api.url, "internal": api.url})
+        horizon = Horizon(os.path.join(local.workdir, "horizon"), ks,
+                          out=out)
+        horizon.start()
+    except BaseException:
+        if horizon is not None:
+            horizon.stop()
+        ks.stop()
+        raise
+    return ks, api, horizon
+
+
+def record_in_state(workdir, keystone, horizon):
+    """Add Horizon (first) and Keystone (last) to the kept stack's state
+    file, so that ``tools/glance_stack.py down`` stops them too."""
+    from testbed import stack
+    state = stack.load_state(workdir)
+    state["processes"].insert(0, {
+        "name": "horizon", "pid": horizon.pid,
+        "marker": "127.0.0.1:%d" % horizon.port, "group": True})
+    state["processes"].append({
+        "name": "keystone", "pid": keystone._proc.pid,
+        "marker": keystone.uwsgi_ini, "group": True})
+    state["horizon"] = horizon.url
+    state["keystone"] = keystone.auth_url
+    with open(stack.state_path(workdir), "w") as f:
+        json.dump(state, f, indent=2)
