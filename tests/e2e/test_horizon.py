@@ -102,11 +102,25 @@ class Uploader(threading.Thread):
             self.error = e
 
 
+@pytest.fixture(scope='module', autouse=True)
+def horizon_leg_cost(request):
+    """Say what this module cost, in the run's output (CI's budget)."""
+    started = time.monotonic()
+    yield
+    reporter = request.config.pluginmanager.get_plugin('terminalreporter')
+    if reporter is not None:
+        reporter.write_line('\nHorizon leg: %s took %.0f s' % (
+            request.module.__name__.rsplit('.', 1)[-1],
+            time.monotonic() - started))
+
+
 # -- fixtures ------------------------------------------------------------
 
 # The module's own Keystone and glance-api (the session's glance caps
 # images at 64 MiB; the wizard's upload is larger), so swapping the
-# catalog's image endpoint (test_no_filter_*) disturbs no other module.
+# catalog's image endpoint (test_without_the_filter_*) disturbs no other
+# module.
+
 
 @pytest.fixture(scope='module')
 def keystone(workdir):

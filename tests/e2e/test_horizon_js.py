@@ -19,12 +19,25 @@ when polling stops, one request at a time, the hidden tab, 20 rows.
 
 import os
 import re
+import time
 
 import pytest
 
 import testbed
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope='module', autouse=True)
+def horizon_leg_cost(request):
+    """Say what this module cost, in the run's output (CI's budget)."""
+    started = time.monotonic()
+    yield
+    reporter = request.config.pluginmanager.get_plugin('terminalreporter')
+    if reporter is not None:
+        reporter.write_line('\nHorizon leg: %s took %.0f s' % (
+            request.module.__name__.rsplit('.', 1)[-1],
+            time.monotonic() - started))
 
 
 def test_jasmine_specs_pass_in_chromium(workdir):
