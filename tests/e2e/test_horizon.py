@@ -72,11 +72,13 @@ class Gate:
         with self._cond:
             # uWSGI gives up on a silent body after 60 s: the test never
             # keeps it closed that long.
-            self._cond.wait_for(
+            opened = self._cond.wait_for(
                 lambda: self._failed or self.pos < self._allowed or
                 self.pos >= self.size, timeout=50)
             if self._failed:
                 raise IOError('client went away')
+            if not opened:  # never an early end of the body
+                raise IOError('the test kept the body closed for 50 s')
             if size is None or size < 0:
                 size = MiB
             n = min(size, MiB, self._allowed - self.pos)
@@ -107,11 +109,14 @@ def horizon_leg_cost(request):
     """Say what this module cost, in the run's output (CI's budget)."""
     started = time.monotonic()
     yield
-    reporter = request.config.pluginmanager.get_plugin('terminalreporter')
-    if reporter is not None:
-        reporter.write_line('\nHorizon leg: %s took %.0f s' % (
-            request.module.__name__.rsplit('.', 1)[-1],
-            time.monotonic() - started))
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin('terminalreporter')
+    capture = plugins.get_plugin('capturemanager')
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line('\nHorizon leg: %s took %.0f s' % (
+                request.module.__name__.rsplit('.', 1)[-1],
+                time.monotonic() - started))
 
 
 # -- fixtures ------------------------------------------------------------
@@ -349,14 +354,17 @@ return null;
 
 
 @pytest.fixture
-def page(horizon, tmp_path):
+def page(horizon, glance_keystone, tmp_path):
     driver = browser(str(tmp_path / 'chromium'))
     try:
         yield Page(driver, horizon)
     finally:
-        # what the page showed last, with the test's artifacts
+        # what the page showed last, with the test's artifacts; the logs'
+        # ends are shown with a failure
         driver.save_screenshot(str(tmp_path / 'last.png'))
         driver.quit()
+        print('--- glance-api log:\n%s--- Horizon log:\n%s' % (
+            glance_keystone.log_tail(40), horizon.log_tail(20)))
 
 
 # -- tests ---------------------------------------------------------------
@@ -492,21 +500,24 @@ def test_another_project_gets_404_and_the_admin_sees_the_upload(
         horizon, keystone, glance_keystone, page, cleanup, tmp_path):
     image = new_image(glance_keystone, 'alice', cleanup,
                       visibility='private')
+    path = 'images/%s/progress/' % image['id']
+    page.login('bob', keystone)
+    bob = page.plugin_get(path)
+    # glance's 404 for another project's image: never a 401 (Horizon
+    # would log bob out) nor a 403
+    assert bob.status_code == 404, bob.text
+    assert page.plugin_get('images/%s/progress/' % uuid.uuid4()
+                           ).status_code == 404
+    page.driver.delete_all_cookies()
+    page.login('admin', keystone)
     gate = Gate(SIZE)
     upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
     upload.start()
     try:
         gate.open_to(24 * MiB)
-        path = 'images/%s/progress/' % image['id']
-        page.login('bob', keystone)
-        bob = page.plugin_get(path)
-        # glance's 404 for another project's image: never a 401 (Horizon
-        # would log bob out) nor a 403
-        assert bob.status_code == 404, bob.text
-        assert page.plugin_get('images/%s/progress/' % uuid.uuid4()
-                               ).status_code == 404
-        page.driver.delete_all_cookies()
-        page.login('admin', keystone)
+        until('the upload to start', lambda: page.plugin_get(
+            path).json().get('progress', {}).get('bytes'), 40)
+        assert page.plugin_get(path).status_code == 200
         admin = page.plugin_get(path)
         assert admin.status_code == 200
         body = admin.json()

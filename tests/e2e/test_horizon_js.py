@@ -33,11 +33,14 @@ def horizon_leg_cost(request):
     """Say what this module cost, in the run's output (CI's budget)."""
     started = time.monotonic()
     yield
-    reporter = request.config.pluginmanager.get_plugin('terminalreporter')
-    if reporter is not None:
-        reporter.write_line('\nHorizon leg: %s took %.0f s' % (
-            request.module.__name__.rsplit('.', 1)[-1],
-            time.monotonic() - started))
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin('terminalreporter')
+    capture = plugins.get_plugin('capturemanager')
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line('\nHorizon leg: %s took %.0f s' % (
+                request.module.__name__.rsplit('.', 1)[-1],
+                time.monotonic() - started))
 
 
 def test_jasmine_specs_pass_in_chromium(workdir):
