@@ -90,7 +90,18 @@ def run(args):
             ok, image_id = _demo(args, local, size, started)
             if args.keep:
                 local.add_exporter()
+                dashboard = None
+                if args.horizon:
+                    print('starting Keystone, a glance-api with Keystone '
+                          'and Horizon with the progress plugin ...',
+                          flush=True)
+                    dashboard = testbed.horizon.start_for_stack(
+                        local, out=sys.stdout)
                 local.keep()
+                if dashboard is not None:
+                    testbed.horizon.record_in_state(
+                        local.workdir, dashboard[0], dashboard[2])
+                    _print_horizon(*dashboard)
                 _print_keep(local, image_id)
         if not args.keep:
             _print_stopped()
@@ -326,6 +337,32 @@ def _print_keep(local, image_id):
               shlex.quote(local.workdir)))
 
 
+def _print_horizon(keystone, api, horizon):
+    alice = keystone.users['alice']
+    admin = keystone.users['admin']
+    print('\nHorizon with the progress plugin: %s\n'
+          '  log in as %s / %s (member of project %s: Project -> Compute '
+          '-> Images)\n'
+          '  or as %s / %s (Admin -> Compute -> Images)\n'
+          'Its catalog\'s glance-api (Keystone flavor, the progress '
+          'filter): %s\n'
+          'Upload as alice, and watch the Progress column:\n'
+          '  %s' % (
+              horizon.url, alice.name, alice.password, alice.project,
+              admin.name, admin.password, api.url,
+              command_line([venv_bin('glance'), '--os-image-url', api.url,
+                            '--os-auth-url', keystone.auth_url,
+                            '--os-username', alice.name, '--os-password',
+                            alice.password, '--os-project-name',
+                            alice.project, '--os-user-domain-name',
+                            'Default', '--os-project-domain-name',
+                            'Default', 'image-create', '--name', 'from-cli',
+                            '--disk-format', 'raw', '--container-format',
+                            'bare', '--file', os.path.join(
+                                os.path.dirname(api.workdir), 'demo.raw'),
+                            '--progress'])))
+
+
 def _du(path):
     """Bytes of the regular files under path."""
     total = 0
@@ -348,6 +385,12 @@ def main(argv=None):
     parser.add_argument('--keep', action='store_true',
                         help='leave Ceph, memcached and glance-api running '
                              'and print how to use and stop them')
+    parser.add_argument('--no-horizon', dest='horizon',
+                        action='store_false',
+                        help='with --keep: do not start Keystone and '
+                             'Horizon with the progress plugin (Horizon '
+                             '27 is installed in its own venv the first '
+                             'time, about 2 min)')
     parser.add_argument('--workdir',
                         help='where the stack keeps its state (default: a '
                              'temporary directory)')

@@ -94,7 +94,7 @@ def test_demo_says_how_to_run_glance_progress(tmp_path):
 def test_demo_keep_then_printed_stop_command_twice(tmp_path):
     workdir = tmp_path / 'demo'
     demo = subprocess.run(
-        [sys.executable, str(DEMO), '--size', '16M', '--keep',
+        [sys.executable, str(DEMO), '--size', '16M', '--keep', '--no-horizon',
          '--workdir', str(workdir)], cwd='/', capture_output=True,
         text=True, timeout=600)
     try:

@@ -149,6 +149,17 @@ def test_the_wheel_carries_every_module_and_the_live_page(built):
         assert wheel.get(name) == path.read_bytes(), name
 
 
+def test_both_carry_the_horizon_plugins_static_files(built):
+    sdist, wheel = built
+    static = ROOT / 'glance_progress_store' / 'dashboard' / 'static'
+    files = [path for path in static.rglob('*') if path.is_file()]
+    assert {path.suffix for path in files} == {'.js', '.html', '.scss'}
+    for path in files:
+        name = str(path.relative_to(ROOT))
+        assert wheel.get(name) == path.read_bytes(), name
+        assert sdist.get(name) == path.read_bytes(), name
+
+
 def test_entry_points(built):
     _, wheel = built
     parser = configparser.ConfigParser()

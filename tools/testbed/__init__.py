@@ -31,6 +31,7 @@ The names below are what tests and tools use: ``testbed.CephCluster``...
 from testbed.ceph import CephCluster  # noqa: F401
 from testbed.ceph import DEFAULT_POOL  # noqa: F401
 from testbed.glance_api import GlanceAPI  # noqa: F401
+from testbed.horizon import Horizon  # noqa: F401
 from testbed.keystone import Keystone  # noqa: F401
 from testbed.memcached import Memcached  # noqa: F401
 from testbed.packages import ensure_packages  # noqa: F401

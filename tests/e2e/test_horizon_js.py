@@ -1,0 +1,91 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The Horizon plugin's Jasmine specs (glance_progress_store/dashboard/
+static/**/*.spec.js), run by Karma in Debian's Chromium, headless, with
+Horizon 27's own framework and Images module from the test bed's Horizon
+venv: the column's place, formatting, unknown totals, stalled and failed,
+when polling stops, one request at a time, the hidden tab, 20 rows.
+"""
+
+import os
+import re
+import time
+
+import pytest
+
+import testbed
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope='module', autouse=True)
+def horizon_leg_cost(request):
+    """Say what this module cost, in the run's output (CI's budget)."""
+    started = time.monotonic()
+    yield
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin('terminalreporter')
+    capture = plugins.get_plugin('capturemanager')
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line('\nHorizon leg: %s took %.0f s' % (
+                request.module.__name__.rsplit('.', 1)[-1],
+                time.monotonic() - started))
+
+
+def test_jasmine_specs_pass_in_chromium(workdir):
+    horizon = testbed.Horizon(os.path.join(workdir, 'horizon-karma'),
+                              'http://127.0.0.1:9/v3')
+    horizon.install()
+    done = testbed.horizon.run_karma(horizon)
+    output = done.stdout + done.stderr
+    print(output[-3000:])
+    totals = re.findall(r'TOTAL: (?:(\d+) FAILED, )?(\d+) SUCCESS', output)
+    assert done.returncode == 0 and totals, output[-5000:]
+    failed, passed = totals[-1]
+    assert not failed and int(passed) >= 20, output[-5000:]
+
+
+def test_the_plugin_loads_in_horizon_without_memcached_glance_store_or_ceph(
+        workdir):
+    """Horizon imports the plugin (its app, REST views and enabled file)
+    on a host where python-memcached, glance_store and Ceph's bindings
+    cannot be imported (tests/unit/test_layers.py's blocker), and its
+    routes resolve."""
+    from tests.unit import test_layers
+    horizon = testbed.Horizon(os.path.join(workdir, 'horizon-imports'),
+                              'http://127.0.0.1:9/v3')
+    horizon.install()
+    code = test_layers._BLOCKER + (
+        'import os, django\n'
+        'os.environ["DJANGO_SETTINGS_MODULE"] = '
+        '"openstack_dashboard.settings"\n'
+        'django.setup()\n'
+        'from django.conf import settings\n'
+        'from django.urls import resolve\n'
+        'import glance_progress_store.dashboard.rest as rest\n'
+        'assert "glance_progress_store.dashboard" in settings.INSTALLED_APPS\n'
+        'assert "horizon.dashboard.glance-progress" in '
+        'settings.HORIZON_CONFIG["angular_modules"]\n'
+        'print(resolve("/api/glance-progress/").func.view_class.__name__,\n'
+        '      resolve("/api/glance-progress/images/x/progress/")'
+        '.func.view_class.__name__)\n'
+        'print(sorted(m for m in sys.modules if m.split(".")[0] in '
+        'BLOCKED))\n')
+    import subprocess
+    done = subprocess.run(
+        [horizon.python, '-c', code,
+         'memcache,glance_store,rados,rbd,prometheus_client'],
+        capture_output=True, text=True, timeout=120, env=horizon.env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split('\n')[:2] == ['Support ImageProgress', '[]']

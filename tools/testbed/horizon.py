@@ -1,0 +1,363 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Horizon 27 with this package's plugin, on loopback, against the test
+bed's Keystone.
+
+Installed as README tells operators ("The progress bar in Horizon"):
+horizon==27.0.0 from PyPI in a venv of its own, this package into it
+(editable, from the checkout), the plugin's enabled file copied into
+``openstack_dashboard/local/enabled/``, ``collectstatic`` and
+``compress`` (``python -m django ... --settings
+openstack_dashboard.settings``); then Django's server on 127.0.0.1 (one
+process, sessions in its memory).  The venv and the collected static
+files are cached in ``cache_dir()`` (``$GPS_TESTBED_CACHE``, default
+~/.cache/glance-progress-testbed): a second run only checks them; the
+first one, on a fresh machine, takes about 2 minutes.  Stdlib only.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from testbed import procs
+
+VERSION = "27.0.0"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+PLUGIN = os.path.join(ROOT, "glance_progress_store", "dashboard")
+ENABLED_FILE = "_1051_glance_progress.py"
+
+# Horizon's openstack_dashboard/local/local_settings.py, as an operator
+# writes it; what changes between runs comes from the environment.
+LOCAL_SETTINGS = """\
+# Written by tools/testbed/horizon.py.
+import os
+
+DEBUG = False
+ALLOWED_HOSTS = ['127.0.0.1', 'localhost']
+SECRET_KEY = 'testbed-only-%(secret)s'
+OPENSTACK_KEYSTONE_URL = os.environ.get(
+    'GPS_HORIZON_KEYSTONE_URL', 'http://127.0.0.1:5000/v3')
+OPENSTACK_ENDPOINT_TYPE = 'publicURL'
+# One process: sessions in its memory (the stock default is memcached).
+SESSION_ENGINE = 'django.contrib.sessions.backends.cache'
+CACHES = {'default': {
+    'BACKEND': 'django.core.cache.backends.locmem.LocMemCache'}}
+COMPRESS_OFFLINE = True
+STATIC_ROOT = os.environ.get('GPS_HORIZON_STATIC_ROOT', %(static)r)
+HORIZON_IMAGES_UPLOAD_MODE = os.environ.get(
+    'GPS_HORIZON_UPLOAD_MODE', 'legacy')
+# A legacy upload goes through Horizon: no cap on its size here.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
+LOGGING = {
+    'version': 1,
+    'disable_existing_loggers': False,
+    'handlers': {'console': {'class': 'logging.StreamHandler'}},
+    'root': {'handlers': ['console'], 'level': 'INFO'},
+}
+"""
+
+
+def cache_dir():
+    """Where the test bed keeps what outlives a run."""
+    path = os.environ.get("GPS_TESTBED_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "glance-progress-testbed")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _tree_hash(*paths):
+    digest = hashlib.sha256()
+    for top in paths:
+        for folder, dirs, files in sorted(os.walk(top)):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith((".pyc", ".spec.js")):
+                    continue
+                path = os.path.join(folder, name)
+                digest.update(os.path.relpath(path, top).encode())
+                with open(path, "rb") as f:
+                    digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+class Horizon:
+    """Horizon on 127.0.0.1 with the plugin, logging in to ``keystone``
+    (a testbed.Keystone or its v3 URL).  Use it as a context manager;
+    ``url`` ends with '/'.  ``install()`` alone prepares the venv and
+    static files (``python3 tools/testbed`` has no command for it: the
+    tests and the demo call it)."""
+
+    def __init__(self, workdir, keystone, *, port=None, python=None,
+                 upload_mode="legacy", out=None):
+        self.workdir = os.path.abspath(workdir)
+        self.keystone_url = getattr(keystone, "auth_url", keystone)
+        self.port = port or procs.free_port()
+        self.url = "http://127.0.0.1:%d/" % self.port
+        self.upload_mode = upload_mode
+        self.base_python = python or shutil.which("python3.11") or "python3"
+        self.out = out or sys.stderr
+        self.venv = os.path.join(cache_dir(), "horizon-%s" % VERSION)
+        self.python = os.path.join(self.venv, "bin", "python")
+        # README's commands: python -m django ... --settings
+        # openstack_dashboard.settings
+        self.django = [self.python, "-m", "django"]
+        self.log_path = os.path.join(self.workdir, "horizon.log")
+        self.static_root = None
+        self.install_seconds = None
+        self._proc = None
+
+    # -- installing --------------------------------------------------------
+
+    def _say(self, text):
+        print(text, file=self.out, flush=True)
+
+    def _run(self, *args, env=None, timeout=900):
+        proc = subprocess.run(list(args), capture_output=True, text=True,
+                              env=env, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise RuntimeError("%s failed (rc=%d):\n%s" % (
+                " ".join(args), proc.returncode,
+                (proc.stdout + proc.stderr)[-4000:]))
+        return proc.stdout
+
+    def _pip(self, *args):
+        return self._run(self.python, "-m", "pip", "install", "-q",
+                         "--disable-pip-version-check", *args)
+
+    @property
+    def site_packages(self):
+        return os.path.join(self.venv, "lib", "python3.11", "site-packages")
+
+    @property
+    def dashboard_dir(self):
+        return os.path.join(self.site_packages, "openstack_dashboard")
+
+    def env(self):
+        return dict(procs.clean_env(),
+                    GPS_HORIZON_KEYSTONE_URL=self.keystone_url,
+                    GPS_HORIZON_STATIC_ROOT=self.static_root,
+                    GPS_HORIZON_UPLOAD_MODE=self.upload_mode,
+                    PYTHONDONTWRITEBYTECODE="1")
+
+    def install(self):
+        """Horizon's venv, the plugin in it, static files collected and
+        compressed; each step only when its inputs changed."""
+        started = time.monotonic()
+        stamp = os.path.join(self.venv, "testbed.installed")
+        if not (os.path.exists(stamp) and os.path.exists(self.python)):
+            self._say("installing Horizon %s from PyPI into %s (about "
+                      "2 min the first time) ..." % (VERSION, self.venv))
+            shutil.rmtree(self.venv, ignore_errors=True)
+            self._run(self.base_python, "-m", "venv", self.venv)
+            self._pip("horizon==%s" % VERSION)
+            with open(stamp, "w") as f:
+                f.write(VERSION + "\n")
+        # this package: README's `pip install`, editable from the checkout
+        # (again when another checkout or new requirements)
+        mark = os.path.join(self.venv, "testbed.plugin")
+        wanted = "%s %s" % (ROOT, self._setup_hash())
+        if not os.path.exists(mark) or open(mark).read() != wanted:
+            self._say("installing glance_progress_store (editable) into "
+                      "Horizon's venv ...")
+            self._pip("-e", ROOT)
+            with open(mark, "w") as f:
+                f.write(wanted)
+        # README: copy the enabled file into openstack_dashboard/local/enabled
+        shutil.copy(os.path.join(PLUGIN, "enabled", ENABLED_FILE),
+                    os.path.join(self.dashboard_dir, "local", "enabled"))
+        self.static_root = os.path.join(cache_dir(), "horizon-%s-static-%s" % (
+            VERSION, _tree_hash(PLUGIN)))
+        with open(os.path.join(self.dashboard_dir, "local",
+                               "local_settings.py"), "w") as f:
+            f.write(LOCAL_SETTINGS % {"secret": _tree_hash(PLUGIN),
+                                      "static": self.static_root})
+        os.makedirs(self.workdir, exist_ok=True)
+        done = os.path.join(self.static_root, "testbed.compressed")
+        if not os.path.exists(done):
+            self._say("collecting and compressing Horizon's static files "
+                      "(about 30 s) ...")
+            shutil.rmtree(self.static_root, ignore_errors=True)
+            self.manage("collectstatic", "--noinput")
+            self.manage("compress", "--force")
+            with open(done, "w") as f:
+                f.write("ok\n")
+        self.install_seconds = time.monotonic() - started
+
+    def _setup_hash(self):
+        digest = hashlib.sha256()
+        with open(os.path.join(ROOT, "setup.cfg"), "rb") as f:
+            digest.update(f.read())
+        return digest.hexdigest()[:16]
+
+    def manage(self, *args, timeout=600):
+        """``python -m django ARGS --settings
+        openstack_dashboard.settings`` in Horizon's venv, as README runs
+        it; its output."""
+        return self._run(*self.django, *args, "--settings",
+                         "openstack_dashboard.settings", env=self.env(),
+                         timeout=timeout)
+
+    # -- running -----------------------------------------------------------
+
+    def start(self, timeout=120):
+        if self._proc is not None:
+            return
+        self.install()
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [*self.django, "runserver", "--noreload", "--insecure",
+                 "--settings", "openstack_dashboard.settings",
+                 "127.0.0.1:%d" % self.port],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=self.env(), start_new_session=True)
+        try:
+            procs.wait_for("Horizon on %s" % self.url, self._answers,
+                           timeout, interval=0.2,
+                           on_timeout=lambda: ":\n" + self.log_tail())
+        except BaseException:
+            self.stop()
+            raise
+
+    def _answers(self):
+        if self._proc.poll() is not None:
+            raise RuntimeError("Horizon exited (rc=%d):\n%s"
+                               % (self._proc.returncode, self.log_tail()))
+        try:
+            with urllib.request.urlopen(self.url + "auth/login/", timeout=10):
+                return True
+        except urllib.error.HTTPError:
+            return False
+        except OSError:
+            return False
+
+    @property
+    def pid(self):
+        return self._proc.pid
+
+    def log_tail(self, lines=60):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        if self._proc is not None:
+            procs.stop_group(self._proc.pid, self._proc)
+            self._proc = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# -- the plugin's Jasmine specs: Karma from npm, Debian's Chromium ---------
+
+KARMA_PACKAGES = ("karma@6.4.4", "karma-jasmine@5.1.0", "jasmine-core@5.1.2",
+                  "karma-chrome-launcher@3.2.0",
+                  "karma-ng-html2js-preprocessor@1.0.0")
+KARMA_CONF = os.path.join(ROOT, "tests", "horizon", "karma.conf.js")
+
+
+def karma(out=None):
+    """The karma command, installed from npm into the cache (20 s the
+    first time); Debian's nodejs and npm when this machine has no npm."""
+    from testbed import packages
+    out = out or sys.stderr
+    if shutil.which("npm") is None:
+        packages.ensure_packages(("nodejs", "npm"), takes="1 min", out=out)
+    prefix = os.path.join(cache_dir(), "karma")
+    stamp = os.path.join(prefix, "testbed.installed")
+    wanted = " ".join(KARMA_PACKAGES)
+    if not os.path.exists(stamp) or open(stamp).read() != wanted:
+        print("installing Karma and Jasmine from npm into %s (about 20 s) ..."
+              % prefix, file=out, flush=True)
+        os.makedirs(prefix, exist_ok=True)
+        with open(os.path.join(prefix, "package.json"), "w") as f:
+            f.write('{"name": "gps-karma", "private": true}\n')
+        proc = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent",
+             "--prefix", prefix, *KARMA_PACKAGES],
+            capture_output=True, text=True, timeout=600,
+            stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise RuntimeError("npm install failed (rc=%d):\n%s" % (
+                proc.returncode, (proc.stdout + proc.stderr)[-3000:]))
+        with open(stamp, "w") as f:
+            f.write(wanted)
+    return os.path.join(prefix, "node_modules", ".bin", "karma")
+
+
+def run_karma(horizon, timeout=300):
+    """Run the plugin's specs (tests/horizon/karma.conf.js) against
+    ``horizon``'s installed Horizon; the finished process."""
+    env = dict(procs.clean_env(), HORIZON_SITE_PACKAGES=horizon.site_packages,
+               CHROME_BIN="/usr/bin/chromium", NO_COLOR="1")
+    return subprocess.run([karma(), "start", KARMA_CONF, "--no-colors"],
+                          capture_output=True, text=True, env=env,
+                          timeout=timeout, stdin=subprocess.DEVNULL,
+                          cwd=os.path.dirname(os.path.dirname(karma())))
+
+
+# -- a kept stack: the demo's --keep --------------------------------------
+
+def start_for_stack(local, out=None):
+    """Keystone, a glance-api of ``local`` in the keystone flavor (its
+    catalog's image service) and Horizon with the plugin: what
+    ``tools/demo --keep`` adds.  Returns (keystone, glance, horizon);
+    everything started is stopped again if a step fails."""
+    from testbed import keystone as keystone_mod
+    ks = keystone_mod.Keystone(os.path.join(local.workdir, "keystone"))
+    horizon = None
+    try:
+        ks.start()
+        api = local.add_glance("glance-keystone", keystone=ks)
+        ks.add_service("image", "glance",
+                       {"public": api.url, "internal": api.url})
+        horizon = Horizon(os.path.join(local.workdir, "horizon"), ks,
+                          out=out)
+        horizon.start()
+    except BaseException:
+        if horizon is not None:
+            horizon.stop()
+        ks.stop()
+        raise
+    return ks, api, horizon
+
+
+def record_in_state(workdir, keystone, horizon):
+    """Add Horizon (first) and Keystone (last) to the kept stack's state
+    file, so that ``tools/glance_stack.py down`` stops them too."""
+    from testbed import stack
+    state = stack.load_state(workdir)
+    state["processes"].insert(0, {
+        "name": "horizon", "pid": horizon.pid,
+        "marker": "127.0.0.1:%d" % horizon.port, "group": True})
+    state["processes"].append({
+        "name": "keystone", "pid": keystone._proc.pid,
+        "marker": keystone.uwsgi_ini, "group": True})
+    state["horizon"] = horizon.url
+    state["keystone"] = keystone.auth_url
+    with open(stack.state_path(workdir), "w") as f:
+        json.dump(state, f, indent=2)
