@@ -564,7 +564,8 @@ def test_existing_rbd_image_is_left_untouched(glance, cluster, mc, cleanup,
     assert memcache.Client([mc.address]).set_multi(
         records.key_values(records.keys_for(image_id), record),
         time=600) == []
-    sizes = reader_mod.ProgressReader([mc.address]).raw_sizes(image_id)
+    sizes = helpers.raw_sizes(reader_mod.ProgressReader([mc.address]),
+                              image_id)
 
     error, elapsed = upload(client, image_id, helpers.payload(CHUNK, seed=9))
     print('existing RBD image: %s in %.2fs' % (error, elapsed))
@@ -574,8 +575,8 @@ def test_existing_rbd_image_is_left_untouched(glance, cluster, mc, cleanup,
     assert client.images.get(image_id)['status'] == 'queued'
     assert helpers.read_rbd(cluster, POOL, image_id) == (existing, {})
     assert read_record(mc, image_id) == record
-    assert reader_mod.ProgressReader([mc.address]).raw_sizes(
-        image_id) == sizes
+    assert helpers.raw_sizes(reader_mod.ProgressReader([mc.address]),
+                             image_id) == sizes
 
 
 # -- 8. a bad configuration --------------------------------------------
