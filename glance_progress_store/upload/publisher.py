@@ -329,6 +329,12 @@ class Publisher:
                 queue.answered(now)
             else:
                 queue.failed(now)
+                # the uploads waiting for this server, even those whose
+                # first write never went out (a failed index registration
+                # comes first when memcached is down from the start)
+                for key in queue.pending:
+                    if isinstance(key, UploadKey):
+                        self._warn_once(key, queue)
             self._expire(queue, now)
             self._cond.notify_all()
 

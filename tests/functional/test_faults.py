@@ -191,6 +191,31 @@ def test_warning_logged_once_per_upload(single_store, live_memcached,
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
 
 
+def test_down_from_the_start_with_discovery_is_warned_once(
+        single_store, live_memcached, image_id, caplog):
+    # With discovery on, the index registration is the publisher's first
+    # call and fails; the record itself is never sent. Before, nothing was
+    # warned: only a failed record write warned.
+    # a socket timeout no other test uses: a publisher of its own
+    store = single_store(progress_socket_timeout=0.27,
+                         progress_discovery=True)
+    config = store.progress_config
+    pub = publisher.get_publisher(config.servers, config.socket_timeout)
+    assert pub.stats == publisher.PublisherStats()
+    live_memcached.stop()
+    with caplog.at_level('WARNING', logger='glance_progress_store'):
+        helpers.add_single(store, image_id,
+                           helpers.SlowReader(helpers.payload(5 * MiB)),
+                           5 * MiB)
+        helpers.wait_for('three failed probes', lambda: (
+            pub.stats.probes >= 3), 60)
+    warnings = [r.getMessage() for r in caplog.records
+                if 'Could not publish' in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert image_id in warnings[0] and live_memcached.address in warnings[0]
+    assert pub.stats.updates_sent == 0
+
+
 def test_one_of_two_memcached_down_record_lands_where_readers_look(
         single_store, ceph, live_memcached, image_id):
     # python-memcached moves the keys of a dead server to another one and
