@@ -24,6 +24,7 @@ import functools
 import http.server
 import os
 import threading
+import time
 
 import pytest
 
@@ -196,3 +197,18 @@ def glance(stacks):
     is pointed at a port nothing listens on: a cloud without Barbican."""
     return stacks.start('main', extra_conf={'barbican': {
         'auth_endpoint': 'http://127.0.0.1:%d/v3' % testbed.free_port()}})
+
+
+@pytest.fixture(scope='module')
+def horizon_leg_cost(request):
+    """Say what a Horizon test module cost, in the run's output."""
+    started = time.monotonic()
+    yield
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin('terminalreporter')
+    capture = plugins.get_plugin('capturemanager')
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line('\nHorizon leg: %s took %.0f s' % (
+                request.module.__name__.rsplit('.', 1)[-1],
+                time.monotonic() - started))

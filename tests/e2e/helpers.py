@@ -127,6 +127,28 @@ def check_503_while_frozen(memcached, get_progress):
     assert get_progress().status_code == 200
 
 
+def browser(user_data_dir, window_size='1280,800'):
+    """Debian's Chromium through Selenium and Debian's chromedriver, on
+    loopback only: the resolver rules refuse Chromium's own background
+    requests, which leave the machine otherwise."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = '/usr/bin/chromium'
+    for arg in ('--headless', '--no-sandbox', '--disable-gpu',
+                '--disable-background-networking',
+                '--disable-component-update', '--disable-sync',
+                '--no-first-run', '--disable-default-apps',
+                '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+                '--user-data-dir=%s' % user_data_dir,
+                '--window-size=%s' % window_size):
+        options.add_argument(arg)
+    options.set_capability('goog:loggingPrefs',
+                           {'browser': 'ALL', 'performance': 'ALL'})
+    return webdriver.Chrome(service=Service('/usr/bin/chromedriver'),
+                            options=options)
+
+
 def log_text(api):
     with open(api.log_path, errors='replace') as f:
         return f.read()

@@ -38,6 +38,7 @@ import pytest
 import testbed
 
 from glance_progress_store.read import reader as reader_mod
+from tests.e2e.helpers import browser
 from tests.e2e.helpers import new_image
 from tests.e2e.helpers import Upload
 from tests.e2e.helpers import wait_image
@@ -212,25 +213,6 @@ def test_prometheus_scrapes_an_upload_in_flight(glance_single, exporter,
         prom.stop()
 
 
-def _browser(user_data_dir):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = '/usr/bin/chromium'
-    for arg in ('--headless', '--no-sandbox', '--disable-gpu',
-                '--disable-background-networking',
-                '--disable-component-update', '--disable-sync',
-                '--no-first-run', '--disable-default-apps',
-                '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
-                '--user-data-dir=%s' % user_data_dir,
-                '--window-size=1280,800'):
-        options.add_argument(arg)
-    options.set_capability('goog:loggingPrefs',
-                           {'browser': 'ALL', 'performance': 'ALL'})
-    return webdriver.Chrome(service=Service('/usr/bin/chromedriver'),
-                            options=options)
-
-
 _ROW_JS = """
 for (const tr of document.querySelectorAll('#uploads tr')) {
   if (tr.dataset.image !== arguments[0]) continue;
@@ -288,7 +270,7 @@ def test_live_page_follows_an_upload_and_marks_it_stalled(
     client = glance_single.client()
     image_id = new_image(client, cleanup)
     data = helpers.payload(56 * MiB + 3)
-    driver = _browser(str(tmp_path / 'chromium'))
+    driver = browser(str(tmp_path / 'chromium'))
     body = helpers.Valve(data, limit=1)
     upload = Upload(client, image_id, data, body=body)
     stopped = []

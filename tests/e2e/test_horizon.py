@@ -32,10 +32,13 @@ import requests
 
 import testbed
 
+from tests.e2e.helpers import browser
 from tests import helpers
 from tests.helpers import MiB
+from tests.helpers import wait_for as until
 
-pytestmark = pytest.mark.e2e
+# Each module says what it cost, in the run's output (CI's budget).
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures('horizon_leg_cost')]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -102,21 +105,6 @@ class Uploader(threading.Thread):
                 image_size=self.gate.size if self.sized else None)
         except Exception as e:  # the test looks at it
             self.error = e
-
-
-@pytest.fixture(scope='module', autouse=True)
-def horizon_leg_cost(request):
-    """Say what this module cost, in the run's output (CI's budget)."""
-    started = time.monotonic()
-    yield
-    plugins = request.config.pluginmanager
-    reporter = plugins.get_plugin('terminalreporter')
-    capture = plugins.get_plugin('capturemanager')
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line('\nHorizon leg: %s took %.0f s' % (
-                request.module.__name__.rsplit('.', 1)[-1],
-                time.monotonic() - started))
 
 
 # -- fixtures ------------------------------------------------------------
@@ -191,36 +179,6 @@ def new_image(api, user, cleanup, name=None, **properties):
         container_format='bare', **properties)
     cleanup.append(image['id'])
     return image
-
-
-def browser(user_data_dir):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = '/usr/bin/chromium'
-    for arg in ('--headless', '--no-sandbox', '--disable-gpu',
-                '--disable-background-networking',
-                '--disable-component-update', '--disable-sync',
-                '--no-first-run', '--disable-default-apps',
-                '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
-                '--user-data-dir=%s' % user_data_dir,
-                '--window-size=1400,900'):
-        options.add_argument(arg)
-    options.set_capability('goog:loggingPrefs',
-                           {'browser': 'ALL', 'performance': 'ALL'})
-    return webdriver.Chrome(service=Service('/usr/bin/chromedriver'),
-                            options=options)
-
-
-def until(what, predicate, timeout, interval=0.25):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail('timed out after %ss waiting for %s' % (timeout, what))
-        time.sleep(interval)
 
 
 class Page:
@@ -355,7 +313,7 @@ return null;
 
 @pytest.fixture
 def page(horizon, glance_keystone, tmp_path):
-    driver = browser(str(tmp_path / 'chromium'))
+    driver = browser(str(tmp_path / 'chromium'), '1400,900')
     try:
         yield Page(driver, horizon)
     finally:

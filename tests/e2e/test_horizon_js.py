@@ -19,28 +19,13 @@ when polling stops, one request at a time, the hidden tab, 20 rows.
 
 import os
 import re
-import time
 
 import pytest
 
 import testbed
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope='module', autouse=True)
-def horizon_leg_cost(request):
-    """Say what this module cost, in the run's output (CI's budget)."""
-    started = time.monotonic()
-    yield
-    plugins = request.config.pluginmanager
-    reporter = plugins.get_plugin('terminalreporter')
-    capture = plugins.get_plugin('capturemanager')
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line('\nHorizon leg: %s took %.0f s' % (
-                request.module.__name__.rsplit('.', 1)[-1],
-                time.monotonic() - started))
+# Each module says what it cost, in the run's output (CI's budget).
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures('horizon_leg_cost')]
 
 
 def test_jasmine_specs_pass_in_chromium(workdir):

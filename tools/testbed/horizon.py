@@ -97,7 +97,7 @@ def _tree_hash(*paths):
     return digest.hexdigest()[:16]
 
 
-class Horizon:
+class Horizon(procs.Service):
     """Horizon on 127.0.0.1 with the plugin, logging in to ``keystone``
     (a testbed.Keystone or its v3 URL).  Use it as a context manager;
     ``url`` ends with '/'.  ``install()`` alone prepares the venv and
@@ -252,28 +252,8 @@ class Horizon:
     def pid(self):
         return self._proc.pid
 
-    def log_tail(self, lines=60):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
-    def stop(self):
-        if self._proc is not None:
-            procs.stop_group(self._proc.pid, self._proc)
-            self._proc = None
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
 
 # -- the plugin's Jasmine specs: Karma from npm, Debian's Chromium ---------
-
 KARMA_PACKAGES = ("karma@6.4.4", "karma-jasmine@5.1.0", "jasmine-core@5.1.2",
                   "karma-chrome-launcher@3.2.0",
                   "karma-ng-html2js-preprocessor@1.0.0")

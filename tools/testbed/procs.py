@@ -216,11 +216,38 @@ def stop_group(leader, proc=None, timeout=15):
         proc.wait(timeout=5)
 
 
-class UwsgiService:
-    """What the test bed's uWSGI services (glance-api, Keystone) share: a
-    context manager whose ``start()`` sets ``_proc`` to the master."""
+class Service:
+    """What the test bed's services (glance-api, Keystone, Horizon) share:
+    a context manager whose ``start()`` sets ``_proc`` to the process
+    leading its own session, its output in ``self.log_path``."""
 
     _proc = None
+
+    def log_tail(self, lines=50):
+        """The end of the service's log (``self.log_path``): the server's and
+        the application's own lines."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        """Stop the process and its whole session.  Idempotent."""
+        if self._proc is not None:
+            stop_group(self._proc.pid, self._proc)
+            self._proc = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class UwsgiService(Service):
+    """A service run by uWSGI (glance-api, Keystone)."""
 
     def _spawn_uwsgi(self, python, ini, log_path, env):
         """Start the uWSGI master of ``ini`` (pyuwsgi in ``python``'s
@@ -232,25 +259,3 @@ class UwsgiService:
                  "--ini", ini],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True)
-
-    def log_tail(self, lines=50):
-        """The end of the service's log (``self.log_path``): uWSGI's and
-        the application's own lines."""
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
-    def stop(self):
-        """Stop uWSGI's master and workers.  Idempotent."""
-        if self._proc is not None:
-            stop_group(self._proc.pid, self._proc)
-            self._proc = None
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
