@@ -295,6 +295,27 @@ class CephCluster:
                         path, self.daemon_root or "/")
         return None
 
+    def _legacy_client_ciphers(self):
+        """Ciphers for a client of an older release, or None.
+
+        From 20.2.4 (CVE-2025-30156) the cluster's tools make cephx keys
+        of type aes256k, which librados before it cannot parse ("Malformed
+        input"), and the monitor accepts only that cipher.  A cluster from
+        another root serves this host's client, possibly older: as an
+        operator does for such a glance node, its key (client.admin here)
+        is of type aes and the monmap allows aes next to aes256k; the
+        daemons keep aes256k keys.  Older clusters know one cipher and no
+        policy: None.
+        """
+        if self.daemon_root is None:
+            return None
+        usage = subprocess.run(
+            self._cmd("monmaptool", "--help"), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, timeout=30).stdout
+        if "--auth-allowed-ciphers" not in usage:
+            return None
+        return ("aes", "aes256k")
+
     def version(self):
         """The daemons' release, e.g. "18.2.7" (`ceph-mon --version`)."""
         out = _run(self._cmd("ceph-mon", "--version"))
@@ -383,8 +404,10 @@ mgr disabled modules = {optional_modules}
         osd_keyring = self._path("osd", "keyring")
         mgr_keyring = self._path("mgr", "keyring")
         auth = self._cmd("ceph-authtool", "--create-keyring", "--gen-key")
+        legacy = self._legacy_client_ciphers()
         _run(auth + [mon_keyring, "-n", "mon.", "--cap", "mon", "allow *"])
         _run(auth + [self.admin_keyring, "-n", "client.admin",
+                     *(["--key-type", legacy[0]] if legacy else []),
                      "--cap", "mon", "allow *", "--cap", "osd", "allow *",
                      "--cap", "mgr", "allow *", "--cap", "mds", "allow *"])
         _run(auth + [osd_keyring, "-n", "osd.%d" % self.OSD_ID,
@@ -403,7 +426,9 @@ mgr disabled modules = {optional_modules}
         monmap = self._path("monmap")
         _run(self._cmd("monmaptool", "--create", "--clobber", "--fsid",
                        self.fsid, "--addv", self.MON_ID,
-                       "[v2:%s]" % self.mon_addr, monmap))
+                       "[v2:%s]" % self.mon_addr, monmap,
+                       *(["--auth-allowed-ciphers", ",".join(legacy)]
+                         if legacy else [])))
         _run(self._cmd("ceph-mon", "-c", self.conf_path, "--mkfs", "-i",
                        self.MON_ID, "--monmap", monmap, "--keyring",
                        mon_keyring))
