@@ -304,6 +304,7 @@ class Valve(io.RawIOBase):
         self._limit = limit
         self._give_up_at = time.monotonic() + max_wait
         self._cond = threading.Condition()
+        self._failed = False
         self.handed_out = 0
 
     def readable(self):
@@ -312,13 +313,15 @@ class Valve(io.RawIOBase):
     def read(self, size=-1):
         with self._cond:
             while not self._cond.wait_for(
-                    lambda: self.handed_out < self._limit or
+                    lambda: self._failed or self.handed_out < self._limit or
                     self.handed_out >= len(self._data), self.KEEPALIVE):
                 if time.monotonic() > self._give_up_at:
                     raise IOError('the test never opened the valve past %d '
                                   'bytes' % self._limit)
                 self._limit = min(self._limit + self.TRICKLE,
                                   max(self._limit, len(self._data) - 1))
+            if self._failed:
+                raise IOError('client went away')
             end = min(len(self._data), self._limit)
             if size is not None and size >= 0:
                 end = min(end, self.handed_out + size)
@@ -348,6 +351,12 @@ class Valve(io.RawIOBase):
 
     def open(self):
         self.open_to(len(self._data))
+
+    def fail(self):
+        """The next read raises, as when the client goes away mid-upload."""
+        with self._cond:
+            self._failed = True
+            self._cond.notify_all()
 
 
 def step_until(what, seen, let_more, timeout=120, patience=2.0,
