@@ -102,6 +102,10 @@ def _cmd_leg(args):
     return roots.leg(args.suite, args.pytest_args)
 
 
+def _cmd_fresh_demo(args):
+    return roots.fresh_demo(args.suite, args.demo_args)
+
+
 def _cmd_in_root(args):
     binds = [("/", args.host_at)] if args.host_at else []
     return roots.run_in_root(args.suite, args.argv, binds=binds)
@@ -142,6 +146,13 @@ def main(argv=None):
     leg.add_argument("suite", choices=suites)
     leg.add_argument("pytest_args", nargs=argparse.REMAINDER)
     leg.set_defaults(func=_cmd_leg)
+    fresh = sub.add_parser("fresh-demo", help="README's `tools/demo` on a "
+                           "fresh machine: a minbase root of SUITE with only "
+                           "git, ca-certificates and python3, a clone of "
+                           "HEAD; the root is removed after")
+    fresh.add_argument("suite", choices=roots.FRESH_SUITES)
+    fresh.add_argument("demo_args", nargs=argparse.REMAINDER)
+    fresh.set_defaults(func=_cmd_fresh_demo)
     in_root = sub.add_parser("in-root", help="run a command in the root's "
                              "copy of this checkout (/proc, /sys, /dev "
                              "mounted, unmounted after)")

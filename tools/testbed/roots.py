@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 
 from testbed import packages
@@ -289,6 +290,14 @@ def chroot_cmd(root, argv, cwd="/"):
             "/bin/sh", "-c", 'cd "$0" && exec "$@"', cwd, *argv]
 
 
+def _debootstrap(suite, target, include):
+    script = "/usr/share/debootstrap/scripts/" + suite
+    extra = [] if os.path.exists(script) else [
+        "/usr/share/debootstrap/scripts/sid"]  # a suite newer than the host
+    _run(["debootstrap", "--variant=minbase", "--include=" + ",".join(include),
+          suite, target, mirror(), *extra], "debootstrap", timeout=1200)
+
+
 def ensure_root(suite):
     """The root of ``suite``, built (or rebuilt) when its inputs changed."""
     if suite not in RELEASES:
@@ -315,11 +324,7 @@ def ensure_root(suite):
     if os.path.exists(stamp):
         os.unlink(stamp)
     os.makedirs(os.path.dirname(root), exist_ok=True)
-    script = "/usr/share/debootstrap/scripts/" + suite
-    extra = [] if os.path.exists(script) else [
-        "/usr/share/debootstrap/scripts/sid"]  # a suite newer than the host
-    _run(["debootstrap", "--variant=minbase", "--include=" + ",".join(BASE),
-          suite, new, mirror(), *extra], "debootstrap", timeout=1200)
+    _debootstrap(suite, new, BASE)
     say("  debootstrap done in %.0f s" % (time.monotonic() - started))
     configure(new, suite)
     with mounted(new):
@@ -418,4 +423,102 @@ def leg(suite, pytest_args=()):
         rc = 1
     say("leg %s (%s): exit %d in %.0f s (root %.0f s)" % (
         suite, RELEASES[suite], rc, time.monotonic() - started, root_cost))
+    return rc
+
+
+# -- README's quick start on a fresh machine ---------------------------------
+
+# What README asks a fresh machine to have before its two commands.
+FRESH = ("git", "ca-certificates", "python3")
+FRESH_SUITES = ("bookworm", "trixie", "forky")
+
+
+def fresh_root(suite):
+    """A pristine minbase root of ``suite`` with only README's
+    prerequisites (FRESH), built once and kept, stamped with its inputs,
+    in CACHE/fresh/SUITE. It is never used itself: fresh_demo copies it."""
+    if suite not in FRESH_SUITES:
+        raise RuntimeError("no fresh root for %s (known: %s)"
+                           % (suite, ", ".join(FRESH_SUITES)))
+    packages.ensure_packages(("debootstrap",), takes="10 s")
+    path = os.path.join(CACHE, "fresh", suite)
+    stamp = path + ".stamp"
+    want = hashlib.sha256("\n".join(
+        [suite, mirror(), " ".join(FRESH), str(BUILD),
+         _debootstrap_version()]).encode()).hexdigest()[:16]
+    try:
+        with open(stamp) as f:
+            if f.read().strip() == want and os.path.isdir(path):
+                return path
+    except FileNotFoundError:
+        pass
+    started = time.monotonic()
+    say("building a fresh %s root in %s (debootstrap, about a minute, "
+        "once) ..." % (suite, path))
+    new = path + ".new"
+    for old in (new, path):
+        if os.path.exists(old):
+            unmount_all(old)
+            shutil.rmtree(old)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    _debootstrap(suite, new, FRESH)
+    os.rename(new, path)
+    with open(stamp, "w") as f:
+        f.write(want + "\n")
+    say("  built in %.0f s" % (time.monotonic() - started))
+    return path
+
+
+def _kill_rooted(root):
+    """SIGKILL every process whose root directory is ``root`` (a service
+    a package started, a daemon the demo left): the copy can then go."""
+    root = os.path.realpath(root)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.readlink("/proc/%s/root" % pid) == root:
+                os.kill(int(pid), 9)
+                say("  killed %s, left running in the root" % pid)
+        except OSError:
+            pass
+
+
+def fresh_demo(suite, demo_args=()):
+    """README's quick start on a fresh ``suite`` machine: a copy of its
+    fresh root with the host's apt, pip and CA configuration (what any
+    machine here has), a git clone of this checkout's HEAD (committed
+    work only), then ``tools/demo`` as root; the copy is removed after.
+    Returns the demo's exit code."""
+    pristine = fresh_root(suite)
+    root = tempfile.mkdtemp(prefix="demo-%s-" % suite,
+                            dir=os.path.dirname(pristine))
+    started = time.monotonic()
+    try:
+        _run(["cp", "-a", pristine + "/.", root], "copying the fresh root")
+        configure(root, suite)
+        # A fresh machine has no policy-rc.d (configure writes one).
+        os.unlink(os.path.join(root, "usr/sbin/policy-rc.d"))
+        origin = "/src/origin"
+        binds = [(d, d, "ro") for d in pip_local_dirs()]
+        binds.append((_REPO, origin, "ro"))
+        script = ("git -c safe.directory='*' clone -q %s /root/gps && "
+                  "cd /root/gps && git log --oneline -1 && exec tools/demo %s"
+                  % (origin, " ".join(map(shlex.quote, demo_args))))
+        with mounted(root, binds):
+            _run(chroot_cmd(root, ["update-ca-certificates"]),
+                 "update-ca-certificates")
+            say("fresh %s: git clone, then tools/demo %s" % (
+                suite, " ".join(demo_args)))
+            try:
+                rc = subprocess.run(
+                    chroot_cmd(root, ["bash", "-c", script]),
+                    stdin=subprocess.DEVNULL).returncode
+            finally:
+                _kill_rooted(root)
+    finally:
+        unmount_all(root)
+        shutil.rmtree(root, ignore_errors=True)
+    say("fresh %s: tools/demo exit %d, %.0f s from a fresh copy" % (
+        suite, rc, time.monotonic() - started))
     return rc
