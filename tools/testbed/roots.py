@@ -298,48 +298,59 @@ def _debootstrap(suite, target, include):
           suite, target, mirror(), *extra], "debootstrap", timeout=1200)
 
 
+def _built_once(path, want, what, build):
+    """``path``, made by ``build(new)`` in ``path.new`` then renamed, unless
+    its stamp (``path.stamp``) says it was made from ``want`` already."""
+    stamp = path + ".stamp"
+    try:
+        with open(stamp) as f:
+            if f.read().strip() == want and os.path.isdir(path):
+                return path
+    except FileNotFoundError:
+        pass
+    started = time.monotonic()
+    say("building %s in %s ..." % (what, path))
+    new = path + ".new"
+    for old in (new, path):
+        if os.path.exists(old):
+            unmount_all(old)
+            shutil.rmtree(old)
+    if os.path.exists(stamp):
+        os.unlink(stamp)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    build(new)
+    os.rename(new, path)
+    with open(stamp, "w") as f:
+        f.write(want + "\n")
+    say("  built in %.0f s" % (time.monotonic() - started))
+    return path
+
+
 def ensure_root(suite):
     """The root of ``suite``, built (or rebuilt) when its inputs changed."""
     if suite not in RELEASES:
         raise RuntimeError("no root for %s (known: %s)"
                            % (suite, ", ".join(RELEASES)))
     packages.ensure_packages(("debootstrap",), takes="10 s")
-    root = root_path(suite)
-    stamp = root + ".stamp"
-    want = inputs(suite)
-    try:
-        with open(stamp) as f:
-            if f.read().strip() == want and os.path.isdir(root):
-                return root
-    except FileNotFoundError:
-        pass
-    started = time.monotonic()
-    say("building the %s root in %s (%s; debootstrap and the test bed's "
-        "packages: 3-6 min, once) ..." % (suite, root, RELEASES[suite]))
-    new = root + ".new"
-    for path in (new, root):
-        if os.path.exists(path):
-            unmount_all(path)
-            shutil.rmtree(path)
-    if os.path.exists(stamp):
-        os.unlink(stamp)
-    os.makedirs(os.path.dirname(root), exist_ok=True)
-    _debootstrap(suite, new, BASE)
-    say("  debootstrap done in %.0f s" % (time.monotonic() - started))
-    configure(new, suite)
-    with mounted(new):
-        _run(chroot_cmd(new, ["apt-get", "update"]), "apt-get update",
-             timeout=600)
-        _run(chroot_cmd(new, ["apt-get", "install", "-y",
-                              "--no-install-recommends",
-                              *packages.PACKAGES]),
-             "apt-get install", timeout=1800)
-        _run(chroot_cmd(new, ["apt-get", "clean"]), "apt-get clean")
-    os.rename(new, root)
-    with open(stamp, "w") as f:
-        f.write(want + "\n")
-    say("  %s root built in %.0f s" % (suite, time.monotonic() - started))
-    return root
+
+    def build(new):
+        started = time.monotonic()
+        _debootstrap(suite, new, BASE)
+        say("  debootstrap done in %.0f s" % (time.monotonic() - started))
+        configure(new, suite)
+        with mounted(new):
+            _run(chroot_cmd(new, ["apt-get", "update"]), "apt-get update",
+                 timeout=600)
+            _run(chroot_cmd(new, ["apt-get", "install", "-y",
+                                  "--no-install-recommends",
+                                  *packages.PACKAGES]),
+                 "apt-get install", timeout=1800)
+            _run(chroot_cmd(new, ["apt-get", "clean"]), "apt-get clean")
+
+    return _built_once(
+        root_path(suite), inputs(suite),
+        "the %s root (%s; debootstrap and the test bed's packages: 3-6 "
+        "min, once)" % (suite, RELEASES[suite]), build)
 
 
 def copy_checkout(root, src=_REPO, dest=SRC):
@@ -441,32 +452,13 @@ def fresh_root(suite):
         raise RuntimeError("no fresh root for %s (known: %s)"
                            % (suite, ", ".join(FRESH_SUITES)))
     packages.ensure_packages(("debootstrap",), takes="10 s")
-    path = os.path.join(CACHE, "fresh", suite)
-    stamp = path + ".stamp"
     want = hashlib.sha256("\n".join(
         [suite, mirror(), " ".join(FRESH), str(BUILD),
          _debootstrap_version()]).encode()).hexdigest()[:16]
-    try:
-        with open(stamp) as f:
-            if f.read().strip() == want and os.path.isdir(path):
-                return path
-    except FileNotFoundError:
-        pass
-    started = time.monotonic()
-    say("building a fresh %s root in %s (debootstrap, about a minute, "
-        "once) ..." % (suite, path))
-    new = path + ".new"
-    for old in (new, path):
-        if os.path.exists(old):
-            unmount_all(old)
-            shutil.rmtree(old)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    _debootstrap(suite, new, FRESH)
-    os.rename(new, path)
-    with open(stamp, "w") as f:
-        f.write(want + "\n")
-    say("  built in %.0f s" % (time.monotonic() - started))
-    return path
+    return _built_once(
+        os.path.join(CACHE, "fresh", suite), want,
+        "a fresh %s root (debootstrap, about a minute, once)" % suite,
+        lambda new: _debootstrap(suite, new, FRESH))
 
 
 def _kill_rooted(root):
