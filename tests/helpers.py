@@ -222,6 +222,14 @@ def remove_images(ceph, pools, names):
 wait_for = testbed.wait_for  # the one "poll until" of the tests
 
 
+def publisher_of(store):
+    """The publisher a store's uploads write through (one per server list
+    and socket timeout, shared in the process)."""
+    from glance_progress_store.upload import publisher
+    config = store.progress_config
+    return publisher.get_publisher(config.servers, config.socket_timeout)
+
+
 def wait_record(reader, image_id, backend=None, state='stored', timeout=15):
     """Poll until the record reaches `state`; returns it, or fails with
     the last one read."""

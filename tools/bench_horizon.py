@@ -110,8 +110,7 @@ def run(args):
                 os.path.join(workdir, 'keystone')) as keystone:
             api = local.add_glance('glance', keystone=keystone,
                                    workers=args.workers)
-            keystone.add_service('image', 'glance',
-                                 {'public': api.url, 'internal': api.url})
+            keystone.set_image_service(api.url)
             horizon = testbed.Horizon(os.path.join(workdir, 'horizon'),
                                       keystone)
             with horizon:

@@ -89,8 +89,7 @@ def glance_keystone(ceph, memcached, workdir, keystone):
     service of keystone's catalog."""
     api = _keystone_glance(workdir, 'glance-keystone', ceph, memcached,
                            keystone)
-    keystone.add_service('image', 'glance',
-                         {'public': api.url, 'internal': api.url})
+    keystone.set_image_service(api.url)
     with api:
         yield api
 

@@ -53,6 +53,12 @@ SIZE = 64 * MiB  # eight of glance's 8 MiB chunks (testbed.GlanceAPI)
 
 
 class Uploader(threading.Thread):
+    """glanceclient's upload of ``gate`` (a helpers.Valve) on a thread.
+
+    ``with uploader:`` starts it; leaving the block lets the client go
+    away (``gate.fail()``) and waits for the thread, so a test that fails
+    half-way leaves no upload behind."""
+
     def __init__(self, client, image_id, gate, sized=True):
         super().__init__(daemon=True)
         self.client, self.image_id, self.gate = client, image_id, gate
@@ -66,6 +72,20 @@ class Uploader(threading.Thread):
                 image_size=SIZE if self.sized else None)
         except Exception as e:  # the test looks at it
             self.error = e
+
+    def finish(self):
+        """Let the rest of the body through; glanceclient's error, if any."""
+        self.gate.open_to(SIZE)
+        self.join(120)
+        return self.error
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.gate.fail()
+        self.join(60)
 
 
 # -- fixtures ------------------------------------------------------------
@@ -89,8 +109,7 @@ def glance_keystone(ceph, memcached, workdir, keystone):
     api = testbed.GlanceAPI(os.path.join(workdir, 'hz-glance'), ceph,
                             memcached.address, mode='single',
                             keystone=keystone)
-    keystone.add_service('image', 'glance',
-                         {'public': api.url, 'internal': api.url})
+    keystone.set_image_service(api.url)
     with api:
         yield api
 
@@ -226,6 +245,12 @@ class Page:
                 print('(not the plugin\'s: %s)' % what)
         return failed
 
+    def assert_no_errors(self, horizons_own=()):
+        """No failed plugin request, no console error of the plugin's."""
+        failed = self.network()
+        assert failed == [], failed
+        assert self.console_errors(horizons_own=horizons_own) == []
+
     def console_errors(self, horizons_own=()):
         """Script errors and console errors about the plugin's URLs.  A
         failed request of Horizon's own is a console error too, and so
@@ -303,8 +328,7 @@ def test_the_bar_follows_an_upload_until_active(
     # queued and no record: nothing in the cell
     row = until('the new image', lambda: page.row(image['name']), 30)
     assert row['progress'] in (None, '')
-    upload.start()
-    try:
+    with upload:
         gate.open_to(20 * MiB)
         first = until('a bar', lambda: (lambda r: r and r['valuenow'] and r)(
             page.row(image['name'])), 90)
@@ -322,20 +346,14 @@ def test_the_bar_follows_an_upload_until_active(
         page.driver.save_screenshot(str(tmp_path / 'uploading.png'))
         if os.environ.get('GPS_HORIZON_SCREENSHOT'):
             page.driver.save_screenshot(SCREENSHOT)
-        gate.open_to(SIZE)
-        upload.join(120)
-        assert upload.error is None, upload.error
+        error = upload.finish()
+        assert error is None, error
         done = until('the row to turn Active', lambda: (
             lambda r: r and 'Active' in r['cells'] and r)(
                 page.row(image['name'])), 30)
         assert done['valuenow'] is None and done['progress'] in (None, '')
         assert done['stripes'] == 0
-    finally:
-        gate.fail()
-        upload.join(60)
-    failed = page.network()
-    assert failed == [], failed
-    assert page.console_errors() == []
+    page.assert_no_errors()
     page.driver.save_screenshot(str(tmp_path / 'active.png'))
 
 
@@ -358,8 +376,7 @@ def test_unknown_size_shows_rising_bytes_and_no_percent(
     page.login('alice', keystone)
     page.open('project/images/')
     until('the new image', lambda: page.row(image['name']), 30)
-    upload.start()
-    try:
+    with upload:
         gate.open_to(20 * MiB)
         first = until('bytes', rising_bytes(page, image['name']), 90)
         gate.open_to(48 * MiB)
@@ -373,16 +390,11 @@ def test_unknown_size_shows_rising_bytes_and_no_percent(
         first_mib = float(first['progress'].split(' MiB')[0])
         second_mib = float(second['progress'].split(' MiB')[0])
         assert second_mib > first_mib
-        gate.open_to(SIZE)
-        upload.join(120)
-        assert upload.error is None, upload.error
+        error = upload.finish()
+        assert error is None, error
         until('Active', lambda: 'Active' in (
             page.row(image['name']) or {'cells': []})['cells'], 30)
-    finally:
-        gate.fail()
-        upload.join(60)
-    assert page.network() == []
-    assert page.console_errors() == []
+    page.assert_no_errors()
 
 
 def test_a_client_gone_mid_upload_shows_failed_with_its_reason(
@@ -393,12 +405,11 @@ def test_a_client_gone_mid_upload_shows_failed_with_its_reason(
     page.login('alice', keystone)
     page.open('project/images/')
     until('the new image', lambda: page.row(image['name']), 30)
-    upload.start()
-    gate.open_to(24 * MiB)
-    until('a bar', lambda: (page.row(image['name']) or {}).get('valuenow'),
-          40)
-    gate.fail()  # the client goes away mid-upload
-    upload.join(60)
+    with upload:
+        gate.open_to(24 * MiB)
+        until('a bar', lambda: (page.row(image['name']) or {}).get(
+            'valuenow'), 90)
+    # the block's end: the client goes away mid-upload
     assert upload.error is not None
     row = until('failed', lambda: (lambda r: r and 'Failed' in (
         r['progress'] or '') and r)(page.row(image['name'])), 90)
@@ -411,8 +422,7 @@ def test_a_client_gone_mid_upload_shows_failed_with_its_reason(
     # the re-listed row (now Queued) looks once, and shows it again
     until('failed on the queued row', lambda: 'Failed' in (
         page.row(image['name'])['progress'] or ''), 20)
-    assert page.network() == []
-    assert page.console_errors() == []
+    page.assert_no_errors()
 
 
 def test_another_project_gets_404_and_the_admin_sees_the_upload(
@@ -431,8 +441,7 @@ def test_another_project_gets_404_and_the_admin_sees_the_upload(
     page.login('admin', keystone)
     gate = helpers.Valve(b'\xa5' * SIZE)
     upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
-    upload.start()
-    try:
+    with upload:
         gate.open_to(24 * MiB)
         until('the upload to start', lambda: page.plugin_get(
             path).json().get('progress', {}).get('bytes'), 90)
@@ -455,14 +464,8 @@ def test_another_project_gets_404_and_the_admin_sees_the_upload(
             page.row(image['name']) or {}).get('valuenow', 0) >
             first['valuenow'], 90)
         page.driver.save_screenshot(str(tmp_path / 'admin-images.png'))
-        gate.open_to(SIZE)
-        upload.join(120)
-        assert upload.error is None
-    finally:
-        gate.fail()
-        upload.join(60)
-    assert page.network() == []
-    assert page.console_errors() == []
+        assert upload.finish() is None
+    page.assert_no_errors()
 
 
 def test_memcached_down_says_progress_unavailable(
@@ -472,8 +475,7 @@ def test_memcached_down_says_progress_unavailable(
     upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
     page.login('alice', keystone)
     page.open('project/images/')
-    upload.start()
-    try:
+    with upload:
         gate.open_to(16 * MiB)
         until('a bar', lambda: (page.row(image['name']) or {}).get(
             'valuenow'), 90)
@@ -490,14 +492,9 @@ def test_memcached_down_says_progress_unavailable(
             memcached.resume()
         until('the bar back', lambda: (page.row(image['name']) or {}).get(
             'valuenow'), 30)
-        gate.open_to(SIZE)
-        upload.join(120)
-    finally:
-        gate.fail()
-        upload.join(60)
+        upload.finish()
     # a 503 from glance is no error for the browser: no toast, no 5xx
-    assert page.network() == []
-    assert page.console_errors() == []
+    page.assert_no_errors()
     assert not page.driver.find_elements('css selector', '.alert-danger')
 
 
@@ -582,11 +579,10 @@ def test_the_create_image_wizard_legacy_upload_is_followed_until_active(
     assert done['progress'] in (None, '') and done['valuenow'] is None
     image = glance_keystone.client('admin').images.get(image_id)
     assert image['size'] == 256 * MiB
-    assert page.network() == []
     # the wizard's metadata step reads glance's metadefs (a 500 here) and
     # leaves that rejection unhandled: Horizon's own code
-    assert page.console_errors(horizons_own=(
-        'at onMetadataGet', 'Possibly unhandled rejection: undefined')) == []
+    page.assert_no_errors(horizons_own=(
+        'at onMetadataGet', 'Possibly unhandled rejection: undefined'))
 
 
 def test_without_the_filter_the_panel_is_horizons_own(
@@ -595,9 +591,7 @@ def test_without_the_filter_the_panel_is_horizons_own(
     """A glance without the progress filter (its answers carry no
     OpenStack-Upload-Progress): no column, no tab content, nothing."""
     image = new_image(glance_without_filter, 'alice', cleanup)
-    keystone.add_service('image', 'glance', {
-        'public': glance_without_filter.url,
-        'internal': glance_without_filter.url})
+    keystone.set_image_service(glance_without_filter.url)
     try:
         page.login('alice', keystone)  # the catalog is read at login
         page.open('project/images/')
@@ -610,8 +604,6 @@ def test_without_the_filter_the_panel_is_horizons_own(
         assert page.plugin_get('').json() == {'supported': False}
         assert page.plugin_get('images/%s/progress/' % image['id']
                                ).json() == {'supported': False}
-        assert page.network() == []
-        assert page.console_errors() == []
+        page.assert_no_errors()
     finally:
-        keystone.add_service('image', 'glance', {
-            'public': glance_keystone.url, 'internal': glance_keystone.url})
+        keystone.set_image_service(glance_keystone.url)

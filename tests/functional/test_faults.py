@@ -161,8 +161,7 @@ def test_warning_logged_once_per_upload(single_store, live_memcached,
     # record. (A failed index registration warns nothing.)
     store = single_store(progress_socket_timeout=0.29,
                          progress_discovery=False)
-    config = store.progress_config
-    pub = publisher.get_publisher(config.servers, config.socket_timeout)
+    pub = helpers.publisher_of(store)
     assert pub.stats == publisher.PublisherStats()
     [queue] = pub._queues
     live_memcached.stop()
@@ -199,8 +198,7 @@ def test_down_from_the_start_with_discovery_is_warned_once(
     # a socket timeout no other test uses: a publisher of its own
     store = single_store(progress_socket_timeout=0.27,
                          progress_discovery=True)
-    config = store.progress_config
-    pub = publisher.get_publisher(config.servers, config.socket_timeout)
+    pub = helpers.publisher_of(store)
     assert pub.stats == publisher.PublisherStats()
     live_memcached.stop()
     with caplog.at_level('WARNING', logger='glance_progress_store'):

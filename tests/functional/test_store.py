@@ -113,7 +113,7 @@ def test_progress_is_monotonic_and_ends_stored(single_store, live_memcached,
 
 def test_memcached_sets_at_most_one_per_chunk(single_store, image_id):
     store = single_store()
-    pub = _publisher_of(store)
+    pub = helpers.publisher_of(store)
     before = pub.stats.updates_sent
     data = helpers.payload(10 * MiB)
     helpers.add_single(store, image_id, helpers.SlowReader(data), len(data))
@@ -125,7 +125,7 @@ def test_memcached_sets_at_most_one_per_chunk(single_store, image_id):
 def test_min_interval_publishes_fewer_updates(single_store, reader,
                                               image_id):
     store = single_store(progress_min_interval=60)
-    pub = _publisher_of(store)
+    pub = helpers.publisher_of(store)
     before = pub.stats.updates_sent
     data = helpers.payload(10 * MiB)
     helpers.add_single(store, image_id, helpers.SlowReader(data), len(data))
@@ -172,12 +172,6 @@ def test_concurrent_unknown_size_uploads_one_process(single_store, ceph,
         helpers.check_stored(ceph, results[i], i, data)
         record = helpers.wait_record(reader, i)
         assert (record.state, record.bytes) == ('stored', len(data))
-
-
-def _publisher_of(store):
-    from glance_progress_store.upload import publisher
-    config = store.progress_config
-    return publisher.get_publisher(config.servers, config.socket_timeout)
 
 
 # --- failures -------------------------------------------------------------

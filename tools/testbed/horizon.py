@@ -313,8 +313,7 @@ def start_for_stack(local, out=None):
     try:
         ks.start()
         api = local.add_glance("glance-keystone", keystone=ks)
-        ks.add_service("image", "glance",
-                       {"public": api.url, "internal": api.url})
+        ks.set_image_service(api.url)
         horizon = Horizon(os.path.join(local.workdir, "horizon"), ks,
                           out=out)
         horizon.start()

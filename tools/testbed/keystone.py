@@ -285,6 +285,12 @@ class Keystone(procs.UwsgiService):
                 "url": url, "region_id": REGION}})
         return service_id
 
+    def set_image_service(self, url):
+        """Make ``url`` (a glance-api) the catalog's image service, its
+        public and internal endpoint."""
+        return self.add_service("image", "glance",
+                                {"public": url, "internal": url})
+
     def authtoken_conf(self, user="glance"):
         """The [keystone_authtoken] section of a service using ``user``."""
         u = self.users[user]
