@@ -94,10 +94,12 @@ def _debootstrap_version():
     return proc.stdout.strip()
 
 
-def inputs(suite):
-    """What a root is made of; a change rebuilds it."""
-    parts = [suite, mirror(), " ".join(BASE), " ".join(packages.PACKAGES),
-             str(BUILD), _debootstrap_version()]
+def inputs(suite, include=BASE, installed=packages.PACKAGES):
+    """What a root is made of (debootstrap's ``include``, then the
+    packages ``installed``); a change rebuilds it."""
+    parts = [suite, mirror(), " ".join(include)]
+    parts += [" ".join(installed)] if installed else []
+    parts += [str(BUILD), _debootstrap_version()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -452,11 +454,9 @@ def fresh_root(suite):
         raise RuntimeError("no fresh root for %s (known: %s)"
                            % (suite, ", ".join(FRESH_SUITES)))
     packages.ensure_packages(("debootstrap",), takes="10 s")
-    want = hashlib.sha256("\n".join(
-        [suite, mirror(), " ".join(FRESH), str(BUILD),
-         _debootstrap_version()]).encode()).hexdigest()[:16]
     return _built_once(
-        os.path.join(CACHE, "fresh", suite), want,
+        os.path.join(CACHE, "fresh", suite),
+        inputs(suite, include=FRESH, installed=()),
         "a fresh %s root (debootstrap, about a minute, once)" % suite,
         lambda new: _debootstrap(suite, new, FRESH))
 
