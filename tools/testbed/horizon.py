@@ -97,6 +97,24 @@ def _tree_hash(*paths):
     return digest.hexdigest()[:16]
 
 
+def _read(path):
+    """A stamp's text; None when there is none."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _python_version(python):
+    """'CPython 3.13' for the interpreter ``python``, asked of it (a venv
+    outlives a bug-fix release, not a new minor one)."""
+    return subprocess.run(
+        [python, "-c", "import platform, sys; print(platform."
+         "python_implementation(), '%d.%d' % sys.version_info[:2])"],
+        capture_output=True, text=True, check=True).stdout.strip()
+
+
 class Horizon(procs.Service):
     """Horizon on 127.0.0.1 with the plugin, logging in to ``keystone``
     (a testbed.Keystone or its v3 URL).  Use it as a context manager;
@@ -111,7 +129,11 @@ class Horizon(procs.Service):
         self.port = port or procs.free_port()
         self.url = "http://127.0.0.1:%d/" % self.port
         self.upload_mode = upload_mode
-        self.base_python = python or shutil.which("python3.11") or "python3"
+        # The venv's interpreter: the one running the tests and the demo
+        # (.venv's, the Python Debian's Ceph bindings are built for), so
+        # Horizon runs on each release's own Python.  Its version and
+        # paths are asked of it, never written here.
+        self.base_python = python or sys.executable
         self.out = out or sys.stderr
         self.venv = os.path.join(cache_dir(), "horizon-%s" % VERSION)
         self.python = os.path.join(self.venv, "bin", "python")
@@ -121,6 +143,7 @@ class Horizon(procs.Service):
         self.log_path = os.path.join(self.workdir, "horizon.log")
         self.static_root = None
         self.install_seconds = None
+        self._site_packages = None
         self._proc = None
 
     # -- installing --------------------------------------------------------
@@ -144,7 +167,14 @@ class Horizon(procs.Service):
 
     @property
     def site_packages(self):
-        return os.path.join(self.venv, "lib", "python3.11", "site-packages")
+        """The venv's site-packages, as its own Python reports it (its
+        path names the interpreter's version)."""
+        if self._site_packages is None:
+            self._site_packages = self._run(
+                self.python, "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+            ).strip()
+        return self._site_packages
 
     @property
     def dashboard_dir(self):
@@ -162,19 +192,23 @@ class Horizon(procs.Service):
         compressed; each step only when its inputs changed."""
         started = time.monotonic()
         stamp = os.path.join(self.venv, "testbed.installed")
-        if not (os.path.exists(stamp) and os.path.exists(self.python)):
+        # A venv made by another Python (the cache outlived an upgrade, or
+        # was made by another release's) is made anew.
+        wanted = "%s %s\n" % (VERSION, _python_version(self.base_python))
+        if not (os.path.exists(self.python) and _read(stamp) == wanted):
             self._say("installing Horizon %s from PyPI into %s (about "
                       "2 min the first time) ..." % (VERSION, self.venv))
             shutil.rmtree(self.venv, ignore_errors=True)
+            self._site_packages = None
             self._run(self.base_python, "-m", "venv", self.venv)
             self._pip("horizon==%s" % VERSION)
             with open(stamp, "w") as f:
-                f.write(VERSION + "\n")
+                f.write(wanted)
         # this package: README's `pip install`, editable from the checkout
         # (again when another checkout or new requirements)
         mark = os.path.join(self.venv, "testbed.plugin")
         wanted = "%s %s" % (ROOT, self._setup_hash())
-        if not os.path.exists(mark) or open(mark).read() != wanted:
+        if _read(mark) != wanted:
             self._say("installing glance_progress_store (editable) into "
                       "Horizon's venv ...")
             self._pip("-e", ROOT)
