@@ -130,7 +130,7 @@ def main(argv=None):
                          default="tests", help="default: tests")
     install.set_defaults(func=_cmd_install)
     sub.add_parser("python", help="the interpreter Debian's python3-rbd is "
-                   "built for (python3.11, python3.13, ...)"
+                   "built for, by its name (python3.X)"
                    ).set_defaults(func=_cmd_python)
     sub.add_parser("link-bindings",
                    help="put only Debian's rados/rbd modules on this "
