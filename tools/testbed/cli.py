@@ -102,8 +102,11 @@ def _cmd_leg(args):
     return roots.leg(args.suite, args.pytest_args)
 
 
-def _cmd_fresh_demo(args):
-    return roots.fresh_demo(args.suite, args.demo_args)
+def _cmd_fresh(args):
+    if not args.argv:
+        sys.exit("fresh: which of README's commands? (tools/demo, "
+                 "tools/run-tests ...)")
+    return roots.fresh(args.suite, args.argv)
 
 
 def _cmd_in_root(args):
@@ -142,17 +145,20 @@ def main(argv=None):
     root.add_argument("suite", choices=suites)
     root.set_defaults(func=_cmd_root)
     leg = sub.add_parser("leg", help="CI leg: unit, functional and an e2e "
-                         "subset inside another release's root")
+                         "subset (Horizon's tests included) inside another "
+                         "release's root")
     leg.add_argument("suite", choices=suites)
     leg.add_argument("pytest_args", nargs=argparse.REMAINDER)
     leg.set_defaults(func=_cmd_leg)
-    fresh = sub.add_parser("fresh-demo", help="README's `tools/demo` on a "
-                           "fresh machine: a minbase root of SUITE with only "
-                           "git, ca-certificates and python3, a clone of "
-                           "HEAD; the root is removed after")
+    fresh = sub.add_parser("fresh", help="one of README's commands "
+                           "(tools/demo, tools/run-tests ...) on a fresh "
+                           "machine: a minbase root of SUITE with only git, "
+                           "ca-certificates and python3, a clone of HEAD, "
+                           "the command run in it; the root is removed after")
     fresh.add_argument("suite", choices=roots.FRESH_SUITES)
-    fresh.add_argument("demo_args", nargs=argparse.REMAINDER)
-    fresh.set_defaults(func=_cmd_fresh_demo)
+    fresh.add_argument("argv", nargs=argparse.REMAINDER,
+                       help="README's command and its arguments")
+    fresh.set_defaults(func=_cmd_fresh)
     in_root = sub.add_parser("in-root", help="run a command in the root's "
                              "copy of this checkout (/proc, /sys, /dev "
                              "mounted, unmounted after)")

@@ -386,7 +386,8 @@ def copy_checkout(root, src=_REPO, dest=SRC):
 
 # The end-to-end subset a leg runs: glance-api boots, uploads go through
 # progress_rbd with the paste filter, progress is read through the CLI, the
-# endpoint and the exporter.
+# endpoint and the exporter; the Horizon plugin's tests whole (Horizon 27
+# on the release's own Python: its venv's paths differ by release).
 E2E_SUBSET = (
     "tests/e2e/test_glance_api.py::test_upload_single_store",
     "tests/e2e/test_glance_api.py::"
@@ -439,7 +440,7 @@ def leg(suite, pytest_args=()):
     return rc
 
 
-# -- README's quick start on a fresh machine ---------------------------------
+# -- README's commands on a fresh machine -----------------------------------
 
 # What README asks a fresh machine to have before its two commands.
 FRESH = ("git", "ca-certificates", "python3")
@@ -449,7 +450,7 @@ FRESH_SUITES = ("bookworm", "trixie", "forky")
 def fresh_root(suite):
     """A pristine minbase root of ``suite`` with only README's
     prerequisites (FRESH), built once and kept, stamped with its inputs,
-    in CACHE/fresh/SUITE. It is never used itself: fresh_demo copies it."""
+    in CACHE/fresh/SUITE. It is never used itself: fresh() copies it."""
     if suite not in FRESH_SUITES:
         raise RuntimeError("no fresh root for %s (known: %s)"
                            % (suite, ", ".join(FRESH_SUITES)))
@@ -476,15 +477,18 @@ def _kill_rooted(root):
             pass
 
 
-def fresh_demo(suite, demo_args=()):
-    """README's quick start on a fresh ``suite`` machine: a copy of its
-    fresh root with the host's apt, pip and CA configuration (what any
-    machine here has), a git clone of this checkout's HEAD (committed
-    work only), then ``tools/demo`` as root; the copy is removed after.
-    Returns the demo's exit code."""
+def fresh(suite, argv):
+    """One of README's commands (``argv``: ``tools/demo`` or
+    ``tools/run-tests``, with their arguments) on a fresh ``suite``
+    machine, as a new user runs it: a copy of its fresh root with the
+    host's apt, pip and CA configuration (what any machine here has; no
+    pip cache), a git clone of this checkout's HEAD (committed work
+    only), then the command as root in the clone; the copy is removed
+    after. Returns the command's exit code."""
     pristine = fresh_root(suite)
-    root = tempfile.mkdtemp(prefix="demo-%s-" % suite,
+    root = tempfile.mkdtemp(prefix="fresh-%s-" % suite,
                             dir=os.path.dirname(pristine))
+    command = " ".join(map(shlex.quote, argv))
     started = time.monotonic()
     try:
         _run(["cp", "-a", pristine + "/.", root], "copying the fresh root")
@@ -495,13 +499,12 @@ def fresh_demo(suite, demo_args=()):
         binds = [(d, d, "ro") for d in pip_local_dirs()]
         binds.append((_REPO, origin, "ro"))
         script = ("git -c safe.directory='*' clone -q %s /root/gps && "
-                  "cd /root/gps && git log --oneline -1 && exec tools/demo %s"
-                  % (origin, " ".join(map(shlex.quote, demo_args))))
+                  "cd /root/gps && git log --oneline -1 && exec %s"
+                  % (origin, command))
         with mounted(root, binds):
             _run(chroot_cmd(root, ["update-ca-certificates"]),
                  "update-ca-certificates")
-            say("fresh %s: git clone, then tools/demo %s" % (
-                suite, " ".join(demo_args)))
+            say("fresh %s: git clone, then %s" % (suite, command))
             try:
                 rc = subprocess.run(
                     chroot_cmd(root, ["bash", "-c", script]),
@@ -511,6 +514,6 @@ def fresh_demo(suite, demo_args=()):
     finally:
         unmount_all(root)
         shutil.rmtree(root, ignore_errors=True)
-    say("fresh %s: tools/demo exit %d, %.0f s from a fresh copy" % (
-        suite, rc, time.monotonic() - started))
+    say("fresh %s: %s exit %d, %.0f s from a fresh copy" % (
+        suite, command, rc, time.monotonic() - started))
     return rc
