@@ -152,7 +152,13 @@ _CLIENT_ERRORS = (OSError, EOFError, ValueError, memcache._Error,
 
 
 class Connection:
-    """One memcached server, raw bytes in and out; not thread-safe.
+    """One memcached server, raw bytes in and out, bound to the thread
+    that made it.
+
+    python-memcached's client is a ``threading.local``: used from another
+    thread, it silently opens a connection of that thread's, whose
+    failures this adapter never sees. Make one per thread; only
+    :meth:`close` may be called from any thread.
 
     python-memcached swallows most errors and only marks the server dead;
     here the mark is turned into :class:`ServerUnavailable` with its
@@ -278,4 +284,6 @@ class Connection:
         return line[len(b'VERSION '):].decode('ascii', 'replace')
 
     def close(self):
-        self._client.disconnect_all()
+        """Close the socket of the thread that made this connection, from
+        any thread (the publisher closes a dead thread's)."""
+        self._host.close_socket()

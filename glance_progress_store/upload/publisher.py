@@ -102,7 +102,8 @@ class _ServerQueue:
 
     def __init__(self, server):
         self.server = server
-        self.connection = None  # created by the publisher thread
+        # made by the publisher thread, and usable only by that thread
+        self.connection = None
         self.pending = {}  # UploadKey or IndexKey -> _Entry, oldest first
         self.in_flight = {}  # UploadKey or IndexKey -> _Entry being sent
         self.ready_at = 0.0  # monotonic: no write before
@@ -148,7 +149,9 @@ class Publisher:
 
     The memcached connections are created by that thread, once per
     process: glance builds a new Store object for every request, so
-    nothing here may live on the Store.
+    nothing here may live on the Store. A connection is bound to the
+    thread that made it (python-memcached's client is a thread-local), so
+    a thread restarted after dying opens new ones.
     """
 
     def __init__(self, servers, socket_timeout):
@@ -189,6 +192,10 @@ class Publisher:
                 for queue in self._queues:  # what a dead thread was sending
                     self._requeue(queue, queue.in_flight)
                     queue.in_flight = {}
+                    # bound to the dead thread: the new one opens its own
+                    if queue.connection is not None:
+                        queue.connection.close()
+                        queue.connection = None
                 self._thread = threading.Thread(
                     target=self._run, name='glance-progress-publisher',
                     daemon=True)

@@ -101,6 +101,50 @@ def test_a_dead_thread_is_restarted_by_the_next_submit(fake):
     assert fake.store['a_upload_status'] == b'2'
 
 
+class ThreadBoundConnection(FakeConnection):
+    """Usable only in the thread that made it, like python-memcached's
+    client (a threading.local): a real client used from another thread
+    quietly opens connections of its own, which no test can tell apart
+    from the right ones; this one fails loudly instead."""
+
+    made = []
+
+    def __init__(self, server, socket_timeout):
+        super().__init__(server, socket_timeout)
+        self.thread = threading.current_thread()
+        self.closed = False
+        type(self).made.append(self)
+
+    def set_many(self, values, ttl):
+        assert threading.current_thread() is self.thread, (
+            'a connection used outside the thread that made it')
+        super().set_many(values, ttl)
+
+    def close(self):  # from any thread: it only closes the socket
+        self.closed = True
+
+
+@pytest.mark.filterwarnings(
+    'ignore::pytest.PytestUnhandledThreadExceptionWarning')
+def test_a_restarted_thread_opens_its_own_connection(fake, monkeypatch):
+    monkeypatch.setattr(_memcache, 'Connection', ThreadBoundConnection)
+    ThreadBoundConnection.made = []
+    fake.script = [None, SystemExit()]  # the second write kills the thread
+    pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
+    token = ('', 'a', None)
+    pub.submit(token, {'a_upload_status': b'1'}, 60)
+    assert pub.flush(token, 5)
+    dead = pub._thread
+    pub.submit(token, {'a_upload_status': b'2'}, 60)
+    _wait('the thread to die', lambda: not dead.is_alive())
+    pub.submit(token, {'a_upload_status': b'3'}, 60, final=True)
+    assert pub.flush(token, 5)
+    assert fake.store['a_upload_status'] == b'3'
+    first, second = ThreadBoundConnection.made
+    assert (first.thread, second.thread) == (dead, pub._thread)
+    assert first.closed and not second.closed
+
+
 def test_failed_server_is_probed_then_written_after_settle(fake):
     fake.script = [_memcache.ServerUnavailable('s', 'did not answer')]
     pub = publisher.Publisher(['127.0.0.1:1'], 0.1)
