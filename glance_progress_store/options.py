@@ -297,11 +297,40 @@ Timeout, in seconds, of the progress endpoint's memcached reads.
 A memcached that does not answer within it makes the endpoint answer
 503 instead of holding the request: the request holds a glance-api
 worker (or thread) for at most this long per memcached server read.
+The server is then known down for ``memcached_dead_retry`` seconds,
+during which no request waits for it.
 
 Possible values:
     * A positive number of seconds
 
 Related options:
+    * progress_memcached_servers
+    * memcached_dead_retry
+
+"""),
+    cfg.FloatOpt('memcached_dead_retry',
+                 default=10.0,
+                 min=0.0,
+                 help="""
+Seconds a memcached server that did not answer is known down.
+
+Dashboards poll the progress endpoint, and each poll that waited
+``memcached_socket_timeout`` for a frozen memcached would hold a
+glance-api worker: a few pollers would hold them all. So once a server
+failed to answer, each glance-api process answers the endpoint's
+requests that need it with 503 and a ``Retry-After`` header at once,
+without asking it, for this long. Then one request at a time (per
+process) asks the server again: if it answers, progress is served again
+at once; if not, it is known down for this long again. So a server that
+stays down holds at most one worker (or thread) of each process for
+``memcached_socket_timeout`` every this many seconds.
+
+Possible values:
+    * 0 or a positive number of seconds; 0 asks the server again on the
+      next request (still one request at a time per process)
+
+Related options:
+    * memcached_socket_timeout
     * progress_memcached_servers
 
 """),

@@ -19,6 +19,7 @@ decompresses) and only what the store writes is accepted: ASCII decimal
 sizes and a UTF-8 JSON status.
 """
 
+import contextlib
 import re
 
 from glance_progress_store import _memcache
@@ -79,14 +80,19 @@ def _size(key, value):
 class ProgressReader:
     """Reads the progress records written by the progress_rbd store.
 
-    Not thread-safe: one reader per thread. A server that failed is tried
-    again on the next call, so a long-lived reader (watch, a dashboard)
-    sees a restarted memcached at once.
+    Not thread-safe: one reader per thread. Without ``breaker`` a server
+    that failed is tried again on the next call, so a long-lived reader
+    (watch, a dashboard) sees a restarted memcached at once; with one (a
+    :class:`~glance_progress_store.read.breaker.Breaker`, shared by the
+    readers of a process) a server known down is not asked until the
+    breaker says so, and the read fails at once with ``KnownDown``.
     """
 
-    def __init__(self, servers, prefix='', socket_timeout=3.0):
+    def __init__(self, servers, prefix='', socket_timeout=3.0,
+                 breaker=None):
         self.servers = _memcache.parse_servers(servers)
         self.prefix = prefix
+        self._breaker = breaker
         self._connections = [_memcache.Connection(s, socket_timeout)
                              for s in self.servers]
 
@@ -108,8 +114,15 @@ class ProgressReader:
             by_server.setdefault(index, []).append(key)
         values = {}
         for index, server_keys in sorted(by_server.items()):
-            values.update(self._connections[index].get_many(server_keys))
+            connection = self._connections[index]
+            with self._guarded(connection.server):
+                values.update(connection.get_many(server_keys))
         return values
+
+    def _guarded(self, server):
+        if self._breaker is None:
+            return contextlib.nullcontext()
+        return self._breaker.read(server)
 
     def get(self, image_id, backend=None):
         """The record of an image (in a backend), or None if there is none.

@@ -70,7 +70,8 @@ def test_list_opts_has_the_stock_rbd_options_and_ours():
     [(group, opts), (filter_group, filter_opts)] = options.list_opts()
     assert filter_group == 'upload_progress'
     assert [o.name for o in filter_opts] == ['stall_after',
-                                             'memcached_socket_timeout']
+                                             'memcached_socket_timeout',
+                                             'memcached_dead_retry']
     names = [o.name for o in opts]
     assert group == 'glance_store'
     assert 'rbd_store_pool' in names and 'progress_ttl' in names
