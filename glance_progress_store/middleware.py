@@ -24,15 +24,23 @@ see the image is glance's own decision: the filter sends ``GET
 request context, and answers glance's own response (404, 403, ...)
 unless it is a 200, so the endpoint never tells more than image-show.
 
-The records are read from the memcached servers and key prefix of
-glance-api's own configuration, as ``glance-progress`` reads them
-(:mod:`glance_progress_store.read.sources`), once per process: uWSGI
-loads the application, then forks its workers.
+The records are read from the memcached servers and key prefix that
+glance-api's store uses: the filter reads glance-api's own
+configuration (oslo.config's ``CONF``, as glance parsed it: command
+line, files, drop-in directories), by the rule ``glance-progress`` uses
+for the same files (:func:`glance_progress_store.read.sources.settings_of`),
+once per process: uWSGI loads the application, then forks its workers.
+
+A memcached server that did not answer is known down for ``[upload_progress]
+memcached_dead_retry`` seconds (:mod:`glance_progress_store.read.breaker`,
+one per process): meanwhile the requests that need it are answered 503
+with ``Retry-After`` at once, so pollers never hold glance-api's workers.
 """  # noqa: E501
 
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -44,6 +52,7 @@ import webob.exc
 
 from glance_progress_store import _memcache
 from glance_progress_store import options
+from glance_progress_store.read import breaker
 from glance_progress_store.read import reader
 from glance_progress_store.read import sources
 from glance_progress_store.read import states
@@ -62,17 +71,21 @@ CONF.register_opts(options.FILTER_OPTS, group=options.FILTER_GROUP)
 
 
 class _ProcessState:
-    """Where this process reads records, with one reader per thread."""
+    """Where this process reads records, with one reader per thread and
+    one breaker for all."""
 
     def __init__(self, conf):
-        group = conf[options.FILTER_GROUP]
-        self.stall_after = group.stall_after
-        self.socket_timeout = group.memcached_socket_timeout
-        files = [f for f in conf.config_file or () if os.path.isfile(f)]
-        dirs = [d for d in ([conf.config_dir] if conf.config_dir else [])
-                if os.path.isdir(d)]
-        self.settings = sources.read_settings(
-            files, dirs, warn=lambda text: LOG.warning('%s', text))
+        try:
+            group = conf[options.FILTER_GROUP]
+            self.stall_after = group.stall_after
+            self.socket_timeout = group.memcached_socket_timeout
+            dead_retry = group.memcached_dead_retry
+        except (cfg.Error, ValueError) as e:
+            raise sources.ConfigError('[%s]: %s' % (options.FILTER_GROUP, e))
+        self.breaker = breaker.Breaker(dead_retry)
+        self.retry_after = max(1, math.ceil(dead_retry))
+        self.settings = sources.settings_of(
+            conf, warn=lambda text: LOG.warning('%s', text))
         self._local = threading.local()
 
     def reader(self, source):
@@ -80,7 +93,8 @@ class _ProcessState:
         found = readers.get(source)
         if found is None:
             found = readers[source] = reader.ProgressReader(
-                source.servers, source.prefix, self.socket_timeout)
+                source.servers, source.prefix, self.socket_timeout,
+                breaker=self.breaker)
         return found
 
 
@@ -90,6 +104,9 @@ _STATE_LOCK = threading.Lock()
 
 def _process_state():
     global _STATE
+    state = _STATE
+    if state is not None:  # no lock once it is made
+        return state
     with _STATE_LOCK:
         if _STATE is None:
             _STATE = _ProcessState(CONF)
@@ -108,7 +125,11 @@ os.register_at_fork(after_in_child=_forget_state_after_fork)
 
 
 class Unavailable(Exception):
-    """memcached did not answer: a 503."""
+    """memcached did not answer, or is known down: a 503."""
+
+    def __init__(self, message, retry_after):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UploadProgressFilter:
@@ -129,19 +150,32 @@ class UploadProgressFilter:
         if match is None or environ.get('REQUEST_METHOD') not in _METHODS:
             return self.application(environ, start_response)
         request = webob.Request(environ)
-        response = self._progress(request, match.group(1))
+        try:
+            response = self._progress(request, match.group(1))
+        except Exception:
+            # still with the header: the client must not conclude that
+            # this glance has no progress endpoint
+            LOG.exception('Upload progress of %r failed', match.group(1))
+            response = _error(webob.exc.HTTPInternalServerError,
+                              'upload progress failed; glance-api\'s log '
+                              'says why')
         response.headers[HEADER] = '1'
         return response(environ, start_response)
 
-    def _progress(self, request, image_id):
-        image = self._glance_image(request, image_id)
+    def _progress(self, request, url_id):
+        image = self._glance_image(request, url_id)
         if image.status_int != 200:
             return image  # glance's own answer: 404 for an unseen image
         try:
-            image_status = json.loads(image.body)['status']
+            shown = json.loads(image.body)
+            # the keys were written for glance's id, which may differ from
+            # the URL's (an upper-case UUID that MySQL matches)
+            image_id, image_status = shown['id'], shown['status']
+            if not isinstance(image_id, str):
+                raise TypeError(image_id)
         except (ValueError, KeyError, TypeError):
-            LOG.error('glance answered image-show of %s with a body that '
-                      'is not an image', image_id)
+            LOG.error('glance answered image-show of %r with a body that '
+                      'is not an image', url_id)
             return _error(webob.exc.HTTPBadGateway,
                           'glance returned an unexpected image body')
         try:
@@ -159,7 +193,9 @@ class UploadProgressFilter:
         try:
             body = self._body(state, image_id, image_status, backend)
         except Unavailable as e:
-            return _error(webob.exc.HTTPServiceUnavailable, str(e))
+            response = _error(webob.exc.HTTPServiceUnavailable, str(e))
+            response.retry_after = e.retry_after
+            return response
         response = webob.Response(
             json.dumps(body), content_type='application/json',
             charset='utf-8')
@@ -202,9 +238,13 @@ class UploadProgressFilter:
                 image_id, backend,
                 lambda: state.reader(source).get(image_id, backend),
                 now, state.stall_after)
+        except breaker.KnownDown as e:  # said once, by the breaker
+            raise Unavailable('upload progress is unavailable: %s' % e,
+                              e.retry_after)
         except _memcache.ServerUnavailable as e:
             LOG.warning('Upload progress of %s: %s', image_id, e)
-            raise Unavailable('upload progress is unavailable: %s' % e)
+            raise Unavailable('upload progress is unavailable: %s' % e,
+                              state.retry_after)
 
 
 def _fields(view, image_status):

@@ -157,35 +157,71 @@ def default_config():
 def parse_config(config_files, config_dirs, opts, warn=None):
     """(parsed configuration, its progress_rbd backends, sorted).
 
-    ``opts(default_none)`` makes the options to read; they are registered
-    in ``[glance_store]``, ``[backend_defaults]`` and, with no default, in
-    each backend's group, as glance_store registers them. With ``warn``,
-    a configuration whose uploads do not reach progress_rbd is reported.
+    glance-api's files parsed here, for the commands that run outside
+    glance; :func:`progress_backends` says what is registered.
     """
+    conf = _parsed(config_files, config_dirs)
+    return conf, progress_backends(conf, opts, warn)
+
+
+def _parsed(config_files, config_dirs):
+    """glance-api's files and drop-in directories, as glance parses them."""
     for path in config_dirs:  # oslo.config would skip it without a word
         if not os.path.isdir(path):
             raise ConfigError('cannot read the configuration: %s is not a '
                               'directory' % path)
     conf = cfg.ConfigOpts()
-    conf.register_opt(cfg.DictOpt('enabled_backends'))
-    conf.register_opts(opts(), group='glance_store')
-    conf.register_opts(copy.deepcopy(_STORE_OPTS), group='glance_store')
-    conf.register_opts(opts(), group=SHARED_GROUP)
     try:
         conf([], project='glance', prog='glance-api',
              default_config_files=config_files,
              default_config_dirs=config_dirs)
-        enabled = conf.enabled_backends or {}
     except (cfg.Error, ValueError, OSError) as e:
+        raise ConfigError('cannot read the configuration: %s' % e)
+    return conf
+
+
+def _register(conf, opts, group=None):
+    """Register the options not registered yet.
+
+    Inside glance-api, glance_store has registered its drivers' options
+    already (with, in a backend's group, no default, so that the store
+    falls back to ``[backend_defaults]``): those are kept, so that they
+    are read exactly as the store reads them.
+    """
+    for opt in opts:
+        try:
+            conf.register_opt(opt, group=group)
+        except cfg.DuplicateOptError:
+            pass  # registered by glance or glance_store: theirs is read
+
+
+def progress_backends(conf, opts, warn=None):
+    """The progress_rbd backends of a parsed configuration, sorted.
+
+    ``conf`` is glance-api's own configuration (the paste filter) or
+    glance-api's files parsed by :func:`parse_config` (the commands).
+    ``opts(default_none)`` makes the options to read; those not
+    registered yet are registered in ``[glance_store]``,
+    ``[backend_defaults]`` and, with no default, in each backend's
+    group, as glance_store registers them. With ``warn``, a configuration
+    whose uploads do not reach progress_rbd is reported.
+    """
+    _register(conf, [cfg.DictOpt('enabled_backends')])
+    _register(conf, opts(), 'glance_store')
+    _register(conf, copy.deepcopy(_STORE_OPTS), 'glance_store')
+    _register(conf, opts(), SHARED_GROUP)
+    try:
+        enabled = conf.enabled_backends or {}
+    except (cfg.Error, ValueError) as e:
         raise ConfigError('cannot read the configuration: %s' % e)
     backends = [name for name, kind in sorted(enabled.items())
                 if kind.strip() == records.SCHEME]
     for name in backends:
-        conf.register_opts(opts(default_none=True), group=name)
+        _register(conf, opts(default_none=True), name)
     if warn is not None:
         for problem in _store_problems(conf, enabled, backends):
             warn(problem)
-    return conf, backends
+    return backends
 
 
 def _store_problems(conf, enabled, backends):
@@ -210,7 +246,13 @@ def _store_problems(conf, enabled, backends):
 
 def load_settings(config_files, config_dirs, backend=None,
                   warn=_log_warning):
-    """Read the progress options the way glance_store reads them.
+    """The settings of glance-api's files, parsed here (the commands)."""
+    return settings_of(_parsed(config_files, config_dirs), backend, warn)
+
+
+def settings_of(conf, backend=None, warn=_log_warning):
+    """Read the progress options of a parsed configuration as glance_store
+    reads them: the one rule for the commands and the paste filter.
 
     Single-store: ``[glance_store]``. Multi-store: every ``progress_rbd``
     backend of ``enabled_backends`` from its own group, falling back to
@@ -220,8 +262,7 @@ def load_settings(config_files, config_dirs, backend=None,
     (any more): it is warned about, and read as if it were, so that the
     keys of a backend just removed from the configuration can be read.
     """
-    conf, names = parse_config(config_files, config_dirs, _progress_opts,
-                               warn)
+    names = progress_backends(conf, _progress_opts, warn)
     if not names:
         if backend is not None:
             warn('--backend %s: single-store configuration (no '
@@ -237,7 +278,7 @@ def load_settings(config_files, config_dirs, backend=None,
              '%s); reading its keys as [%s] or [%s] say'
              % (backend, records.SCHEME, ', '.join(names), backend,
                 SHARED_GROUP))
-        conf.register_opts(_progress_opts(default_none=True), group=backend)
+        _register(conf, _progress_opts(default_none=True), backend)
         backends[backend] = _read_group(conf, backend, fallback=SHARED_GROUP)
     return Settings(plain, backends)
 
