@@ -14,8 +14,9 @@
 
 Per memcached server, three reads whatever the number of uploads or of
 other keys in the cache: the registry, the indexes it lists, and the
-status records those name (:mod:`glance_progress_store.upload.index` says who
-writes them). Index entries are hints: what a reader shows comes from
+status records those name
+(:mod:`glance_progress_store.upload.process_index` says who writes
+them). Index entries are hints: what a reader shows comes from
 the status records, so an index that lags behind an upload does no harm,
 and a killed worker's uploads show ``stalled`` until its index expires.
 A server that does not answer is reported, and the others are listed.

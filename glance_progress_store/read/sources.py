@@ -52,7 +52,8 @@ def _log_warning(text):
 
 
 class ConfigError(Exception):
-    """A configuration or usage problem, reported with exit code 64."""
+    """A configuration or usage problem: glance-progress exits 64, the
+    progress endpoint answers 503."""
 
 
 @dataclasses.dataclass(frozen=True)

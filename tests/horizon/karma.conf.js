@@ -15,7 +15,7 @@
 // Jasmine specs of the Horizon plugin's Angular code, with Horizon 27's
 // own framework and Images module (from the test bed's Horizon venv,
 // HORIZON_SITE_PACKAGES), in Debian's Chromium (CHROME_BIN), headless.
-// Run by tests/e2e/test_horizon_karma.py; Horizon's karma.conf.js is the
+// Run by tests/e2e/test_horizon_js.py; Horizon's karma.conf.js is the
 // model (the same files, in the same order).
 'use strict';
 

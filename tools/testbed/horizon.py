@@ -13,7 +13,7 @@
 """Horizon 27 with this package's plugin, on loopback, against the test
 bed's Keystone.
 
-Installed as README tells operators ("The progress bar in Horizon"):
+Installed as doc/source/install/horizon.rst tells operators ("Installing"):
 horizon==27.0.0 from PyPI in a venv of its own, this package into it
 (editable, from the checkout), the plugin's enabled file copied into
 ``openstack_dashboard/local/enabled/``, ``collectstatic`` and

@@ -55,7 +55,8 @@ DESCRIPTION = """\
 Serve the uploads in flight on every memcached server of glance-api's
 configuration, found by discovery, for Prometheus and people:
 
-  /metrics        Prometheus text format (metric names: README)
+  /metrics        Prometheus text format (the metric names: the admin
+                  guide's exporter page, doc/source/admin/exporter.rst)
   /uploads.json   the uploads and the memcached servers that did not answer
   /               a live page of the uploads, refreshed every second
 

@@ -11,7 +11,7 @@
 # under the License.
 
 # Copy this file into Horizon's openstack_dashboard/local/enabled/ (see
-# README, "The progress bar in Horizon"). A feature plugin: no dashboard,
+# doc/source/install/horizon.rst "Installing"). A feature plugin: no dashboard,
 # panel or panel group of its own, only an Angular module that extends
 # the Images panels (Project and Admin) and a REST view under /api/.
 FEATURE = 'glance_progress'
