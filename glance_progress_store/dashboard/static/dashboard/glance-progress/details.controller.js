@@ -25,7 +25,12 @@
     'horizon.dashboard.glance-progress.service'
   ];
 
-  /** The "Upload progress" tab of an image's details. */
+  /**
+   * The "Upload progress" tab of an image's details: the cell once glance
+   * said it serves progress, a sentence once it said it does not.
+   * @param {Object} $scope The tab's scope (its context has the image).
+   * @param {Object} progress The plugin's service.
+   */
   function DetailsController($scope, progress) {
     var ctrl = this;
     ctrl.image = null;

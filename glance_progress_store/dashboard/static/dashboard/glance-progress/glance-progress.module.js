@@ -28,9 +28,13 @@
   angular
     .module('horizon.dashboard.glance-progress', [
       'horizon.framework',
+      'horizon.app.core.openstack-service-api',
       'horizon.app.core.images'
     ])
-    .constant('horizon.dashboard.glance-progress.pollMs', 2000)
+    // Polls every HORIZON_CONFIG['ajax_poll_interval'] (Horizon's
+    // AJAX_POLL_INTERVAL setting, 2500 ms by default), and backs off up
+    // to this while glance cannot say.
+    .constant('horizon.dashboard.glance-progress.maxDelayMs', 30000)
     .constant('horizon.dashboard.glance-progress.column', 'glanceProgress')
     .run(register);
 
@@ -42,11 +46,20 @@
     'horizon.dashboard.glance-progress.column'
   ];
 
+  /**
+   * Adds the column and the details tab to Horizon's image resource type.
+   * @param {Object} $window The window (for STATIC_URL).
+   * @param {Object} registry Horizon's resource-type registry.
+   * @param {string} imageType The image resource type's name.
+   * @param {Object} progress The plugin's service.
+   * @param {string} columnId The column's id.
+   */
   function register($window, registry, imageType, progress, columnId) {
     var basePath = $window.STATIC_URL + 'dashboard/glance-progress/';
     var images = registry.getResourceType(imageType);
     // The table checks a column's `allowed` promise: while glance's answer
-    // is not in, or when it has no progress filter, there is no column.
+    // is not in (asked again while glance cannot say), or when it has no
+    // progress filter, there is no column.
     images.tableColumns.after('status', {
       id: columnId,
       title: gettext('Progress'),

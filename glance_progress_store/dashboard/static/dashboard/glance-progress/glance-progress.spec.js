@@ -33,6 +33,8 @@
   describe('horizon.dashboard.glance-progress', function() {
     var $httpBackend, $timeout, $compile, $rootScope, registry, service;
     var URL = '/api/glance-progress/images/i1/progress/';
+    var SETTINGS = '/api/settings/';
+    var PROBE = '/api/glance-progress/';
 
     beforeEach(module('templates'));
     beforeEach(module('horizon.framework'));
@@ -51,7 +53,39 @@
       $httpBackend.verifyNoOutstandingRequest();
     });
 
+    // Horizon's settings: HORIZON_CONFIG['ajax_poll_interval'] is its
+    // AJAX_POLL_INTERVAL.
+    function pollEvery(ms) {
+      $httpBackend.whenGET(SETTINGS).respond({AJAX_POLL_INTERVAL: ms});
+    }
+
+    // How many GETs of `url` the page sent, answered by `reply(n)`.
+    function counted(url, reply) {
+      var count = {n: 0};
+      $httpBackend.whenGET(url).respond(function() {
+        count.n += 1;
+        return [200, reply(count.n)];
+      });
+      return count;
+    }
+
     describe('registration', function() {
+      var column;
+
+      beforeEach(function() {
+        column = registry.getResourceType('OS::Glance::Image')
+          .getTableColumns().filter(function(c) {
+            return c.id === 'glanceProgress';
+          })[0];
+      });
+
+      function allowed() {
+        var verdict = {value: null};
+        column.allowed().then(function() { verdict.value = true; },
+                              function() { verdict.value = false; });
+        return verdict;
+      }
+
       it('puts a Progress column right after Status', function() {
         var ids = registry.getResourceType('OS::Glance::Image')
           .getTableColumns().map(function(c) { return c.id; });
@@ -59,25 +93,78 @@
       });
 
       it('shows the column only when glance has the filter', function() {
-        var column = registry.getResourceType('OS::Glance::Image')
-          .getTableColumns().filter(function(c) {
-            return c.id === 'glanceProgress';
-          })[0];
-        var allowed = null;
-        $httpBackend.expectGET('/api/glance-progress/').respond({supported: false});
-        column.allowed().then(function() { allowed = true; },
-                              function() { allowed = false; });
+        $httpBackend.expectGET(PROBE).respond({supported: false});
+        var verdict = allowed();
         $httpBackend.flush();
-        expect(allowed).toBe(false);
+        expect(verdict.value).toBe(false);
       });
 
       it('asks glance once per page', function() {
-        $httpBackend.expectGET('/api/glance-progress/').respond({supported: true});
+        $httpBackend.expectGET(PROBE).respond({supported: true});
         var yes = 0;
         service.supported().then(function() { yes += 1; });
         service.supported().then(function() { yes += 1; });
         $httpBackend.flush();
         expect(yes).toBe(2);
+      });
+
+      it('asks again after a failed probe, and then shows the column', function() {
+        pollEvery(2000);
+        $httpBackend.expectGET(PROBE).respond(500, 'busy');
+        var verdict = allowed();
+        $httpBackend.flush();
+        expect(verdict.value).toBe(null);  // no verdict: not "no progress"
+        $timeout.flush(3999);  // the first retry after twice the interval
+        $httpBackend.verifyNoOutstandingRequest();
+        $httpBackend.expectGET(PROBE).respond(
+          {supported: false, error: 'The image service did not answer.'});
+        $timeout.flush(1);
+        $httpBackend.flush();
+        expect(verdict.value).toBe(null);
+        $timeout.flush(7999);  // then twice that
+        $httpBackend.verifyNoOutstandingRequest();
+        $httpBackend.expectGET(PROBE).respond({supported: true});
+        $timeout.flush(1);
+        $httpBackend.flush();
+        expect(verdict.value).toBe(true);
+        $timeout.flush(60000);  // and no more questions
+      });
+
+      it('takes only a plain "no filter" as a verdict', function() {
+        pollEvery(2000);
+        $httpBackend.expectGET(PROBE).respond(504, 'gateway timeout');
+        var verdict = allowed();
+        $httpBackend.flush();
+        $httpBackend.expectGET(PROBE).respond({supported: false});
+        $timeout.flush(4000);
+        $httpBackend.flush();
+        expect(verdict.value).toBe(false);
+        $timeout.flush(60000);
+      });
+    });
+
+    describe('intervals', function() {
+      it('follows Horizon\'s ajax_poll_interval', function() {
+        pollEvery(5000);
+        var ms = null;
+        service.pollInterval().then(function(value) { ms = value; });
+        $httpBackend.flush();
+        expect(ms).toBe(5000);
+      });
+
+      it('uses Horizon\'s default without the setting', function() {
+        $httpBackend.whenGET(SETTINGS).respond({});
+        var ms = null;
+        service.pollInterval().then(function(value) { ms = value; });
+        $httpBackend.flush();
+        expect(ms).toBe(2500);
+      });
+
+      it('backs off by doubling, up to 30 s', function() {
+        expect([0, 1, 2, 3, 4, 9].map(function(n) {
+          return service.backoff(2000, n);
+        })).toEqual([2000, 4000, 8000, 16000, 30000, 30000]);
+        expect(service.backoff(60000, 3)).toBe(60000);  // never below it
       });
     });
 
@@ -159,11 +246,20 @@
                                (details ? 'true' : 'false') +
                                '"></glance-progress-cell>')(scope);
         scope.$digest();
-        return {element: element, scope: scope,
-                ctrl: element.controller('glanceProgressCell')};
+        return {element: element, scope: scope};
       }
 
-      it('polls a saving image every 2 s until the record is final', function() {
+      // no request until `ms` has passed, then one, answered with `body`
+      function nextLookAfter(ms, body) {
+        $timeout.flush(ms - 1);
+        $httpBackend.verifyNoOutstandingRequest();
+        $httpBackend.expectGET(URL).respond(body);
+        $timeout.flush(1);
+        $httpBackend.flush();
+      }
+
+      it('polls a saving image every interval until the record is final', function() {
+        pollEvery(2000);
         $httpBackend.expectGET(URL).respond(answer({percent: 25.0}));
         var c = cell({id: 'i1', status: 'saving'});
         $httpBackend.flush();
@@ -171,62 +267,103 @@
         expect(bar.attr('aria-valuenow')).toBe('25.0');
         expect(bar.attr('aria-valuemin')).toBe('0');
         expect(bar.attr('aria-valuemax')).toBe('100');
-        $timeout.flush(1999);
-        $httpBackend.verifyNoOutstandingRequest();
-        $httpBackend.expectGET(URL).respond(answer({percent: 75.0}));
-        $timeout.flush(1);
-        $httpBackend.flush();
+        nextLookAfter(2000, answer({percent: 75.0}));
         expect(c.element.find('[role=progressbar]').attr('aria-valuenow'))
           .toBe('75.0');
-        $httpBackend.expectGET(URL).respond(answer({state: 'stored',
-                                                    percent: 100.0}));
-        $timeout.flush(2000);
-        $httpBackend.flush();
+        nextLookAfter(2000, answer({state: 'stored', percent: 100.0}));
         expect(c.element.find('[role=progressbar]').length).toBe(0);
         expect(c.element.text()).toContain('Stored');
-        $timeout.flush(10000);  // no more requests
-        expect(c.ctrl.requests).toBe(3);
+        $timeout.flush(60000);  // no more requests (afterEach)
+      });
+
+      it('polls every ajax_poll_interval', function() {
+        pollEvery(7000);
+        $httpBackend.expectGET(URL).respond(answer({}));
+        var c = cell({id: 'i1', status: 'saving'});
+        $httpBackend.flush();
+        nextLookAfter(7000, answer({}));
+        nextLookAfter(7000, answer({}));
+        c.scope.$destroy();
+      });
+
+      it('backs off while progress is unavailable, up to 30 s', function() {
+        var unavailable = {supported: true, available: false,
+                           message: 'memcached down'};
+        pollEvery(2000);
+        $httpBackend.expectGET(URL).respond(unavailable);
+        var c = cell({id: 'i1', status: 'saving'});
+        $httpBackend.flush();
+        expect(c.element.text()).toContain('progress unavailable');
+        [4000, 8000, 16000, 30000, 30000].forEach(function(ms) {
+          nextLookAfter(ms, unavailable);
+        });
+        // a failed request counts as unavailable too
+        $timeout.flush(29999);
+        $httpBackend.verifyNoOutstandingRequest();
+        $httpBackend.expectGET(URL).respond(502, 'bad gateway');
+        $timeout.flush(1);
+        $httpBackend.flush();
+        expect(c.element.text()).toContain('progress unavailable');
+        // back: the interval again
+        nextLookAfter(30000, answer({}));
+        expect(c.element.find('[role=progressbar]').length).toBe(1);
+        nextLookAfter(2000, answer({}));
+        c.scope.$destroy();
+      });
+
+      it('does not digest the page for a tick while the tab is hidden', function() {
+        pollEvery(2000);
+        $httpBackend.expectGET(URL).respond(answer({}));
+        var c = cell({id: 'i1', status: 'saving'});
+        $httpBackend.flush();
+        hidden = true;
+        spyOn($rootScope, '$digest').and.callThrough();
+        $timeout.flush(2000);
+        expect($rootScope.$digest).not.toHaveBeenCalled();
+        c.scope.$destroy();
       });
 
       it('has one request in flight at a time', function() {
-        $httpBackend.expectGET(URL).respond(answer({}));
+        pollEvery(2000);
+        var count = counted(URL, function() { return answer({}); });
         var c = cell({id: 'i1', status: 'saving'});
         $timeout.flush(10000);  // the answer has not come: no second request
-        expect(c.ctrl.requests).toBe(1);
+        expect(count.n).toBe(0);
         $httpBackend.flush();
-        expect(c.ctrl.requests).toBe(1);
+        expect(count.n).toBe(1);
         c.scope.$destroy();
       });
 
       it('does not poll while the tab is hidden', function() {
+        pollEvery(2000);
         hidden = true;
+        var count = counted(URL, function() { return answer({}); });
         var c = cell({id: 'i1', status: 'saving'});
         $timeout.flush(10000);
-        expect(c.ctrl.requests).toBe(0);
+        $httpBackend.verifyNoOutstandingRequest();
         hidden = false;
-        $httpBackend.expectGET(URL).respond(answer({}));
         document.dispatchEvent(new Event('visibilitychange'));
         $rootScope.$digest();
         $httpBackend.flush();
-        expect(c.ctrl.requests).toBe(1);
+        expect(count.n).toBe(1);
         c.scope.$destroy();
         $timeout.flush(10000);
-        expect(c.ctrl.requests).toBe(1);
+        expect(count.n).toBe(1);
       });
 
       it('stops polling when the row goes away', function() {
-        $httpBackend.expectGET(URL).respond(answer({}));
+        pollEvery(2000);
+        var count = counted(URL, function() { return answer({}); });
         var c = cell({id: 'i1', status: 'saving'});
         $httpBackend.flush();
         c.scope.$destroy();
         $timeout.flush(10000);
-        expect(c.ctrl.requests).toBe(1);
+        expect(count.n).toBe(1);
       });
 
       it('asks nothing for an active image', function() {
         var c = cell({id: 'i1', status: 'active'});
         $timeout.flush(10000);
-        expect(c.ctrl.requests).toBe(0);
         expect(c.element.text().trim()).toBe('');
       });
 
@@ -237,8 +374,7 @@
         var c = cell({id: 'i1', status: 'queued'});
         $httpBackend.flush();
         expect(c.element.text()).toContain('Failed');
-        $timeout.flush(10000);
-        expect(c.ctrl.requests).toBe(1);
+        $timeout.flush(60000);  // no more requests (afterEach)
       });
 
       it('shows nothing and stops for a queued image without a record', function() {
@@ -247,20 +383,18 @@
         var c = cell({id: 'i1', status: 'queued'});
         $httpBackend.flush();
         expect(c.element.text().trim()).toBe('');
-        $timeout.flush(10000);
-        expect(c.ctrl.requests).toBe(1);
+        $timeout.flush(60000);
       });
 
       it('says "progress unavailable" on a 503 and keeps trying', function() {
+        pollEvery(2000);
         $httpBackend.expectGET(URL).respond(
           {supported: true, available: false, message: 'memcached down'});
         var c = cell({id: 'i1', status: 'saving'});
         $httpBackend.flush();
         expect(c.element.text()).toContain('progress unavailable');
         expect(c.element.find('[role=progressbar]').length).toBe(0);
-        $httpBackend.expectGET(URL).respond(answer({}));
-        $timeout.flush(2000);
-        $httpBackend.flush();
+        nextLookAfter(4000, answer({}));
         expect(c.element.find('[role=progressbar]').length).toBe(1);
         c.scope.$destroy();
       });
@@ -270,24 +404,33 @@
         var c = cell({id: 'i1', status: 'saving'});
         $httpBackend.flush();
         expect(c.element.text().trim()).toBe('');
-        $timeout.flush(10000);
-        expect(c.ctrl.requests).toBe(1);
+        $timeout.flush(60000);
+      });
+
+      it('stops for a glance without the filter', function() {
+        $httpBackend.expectGET(URL).respond({supported: false});
+        var c = cell({id: 'i1', status: 'saving'});
+        $httpBackend.flush();
+        expect(c.element.text().trim()).toBe('');
+        $timeout.flush(60000);
       });
 
       it('polls an active image that is being copied to other stores', function() {
+        pollEvery(2000);
         $httpBackend.expectGET(URL).respond(answer({}));
         var c = cell({id: 'i1', status: 'active',
                       os_glance_importing_to_stores: 'ceph2'});
         $httpBackend.flush();
-        expect(c.ctrl.requests).toBe(1);
+        nextLookAfter(2000, answer({}));
         c.scope.$destroy();
       });
 
       it('keeps 20 rows in flight within 10 requests a second', function() {
         var cells = [];
         var i;
-        $httpBackend.whenGET(/\/api\/glance-progress\/images\/.*/)
-          .respond(answer({}));
+        pollEvery(2000);
+        var count = counted(/\/api\/glance-progress\/images\/.*/,
+                            function() { return answer({}); });
         for (i = 0; i < 20; i++) {
           cells.push(cell({id: 'img' + i, status: 'saving'}));
         }
@@ -296,8 +439,7 @@
           $timeout.flush(2000);
           $httpBackend.flush();
         }
-        var total = cells.reduce(function(n, c) { return n + c.ctrl.requests; }, 0);
-        expect(total).toBe(20 * 11);  // 220 in 20 s + the first look: < 10/s
+        expect(count.n).toBe(20 * 11);  // 220 in 20 s + the first look: < 10/s
         cells.forEach(function(c) { c.scope.$destroy(); });
       });
 

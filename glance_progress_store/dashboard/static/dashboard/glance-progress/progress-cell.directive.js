@@ -26,15 +26,18 @@
    * @name glanceProgressCell
    * @description
    * An image's server-side upload progress, polled while it is in flight:
-   * every `pollMs` after the previous answer (one request at a time per
-   * row), none while the tab is hidden, and no more once the record is
-   * final. An image in `queued` gets one look (a failed upload puts the
-   * image back to queued); an active image, none. `details` shows the
-   * record of any image, and says when there is none.
+   * every HORIZON_CONFIG['ajax_poll_interval'] after the previous answer
+   * (one request at a time per row), backing off (doubling, up to 30 s)
+   * while glance cannot say, none while the tab is hidden, and no more
+   * once the record is final. An image in `queued` gets one look (a
+   * failed upload puts the image back to queued); an active image, none.
+   * `details` shows the record of any image, and says when there is none.
    *
    * @example
    * <glance-progress-cell item="item"></glance-progress-cell>
    * <glance-progress-cell item="ctrl.image" details="true"></glance-progress-cell>
+   * @param {Object} $window The window (for STATIC_URL).
+   * @returns {Object} The directive.
    */
   function glanceProgressCell($window) {
     return {
@@ -51,22 +54,21 @@
     '$scope',
     '$document',
     '$timeout',
-    'horizon.dashboard.glance-progress.service',
-    'horizon.dashboard.glance-progress.pollMs'
+    'horizon.dashboard.glance-progress.service'
   ];
 
-  function GlanceProgressCellController($scope, $document, $timeout, progress,
-                                        pollMs) {
+  function GlanceProgressCellController($scope, $document, $timeout, progress) {
     var ctrl = this;
     var timer = null;
     var requesting = false;
     var waitingForVisible = false;
     var stopped = false;
+    // answers in a row that could not say (glance or memcached down)
+    var failures = 0;
 
     ctrl.views = [];
     ctrl.label = gettext('Upload progress');
     ctrl.message = null;
-    ctrl.requests = 0;
 
     ctrl.$onInit = function onInit() {
       if (ctrl.details || progress.inFlight(ctrl.item) || isQueued()) {
@@ -75,8 +77,8 @@
     };
     ctrl.$onDestroy = stop;
     ctrl.$onChanges = function onChanges(changes) {
-      // Horizon's table re-lists every 2.5 s: a row that went in flight
-      // (queued -> saving) starts polling again.
+      // Horizon's table re-lists every ajax_poll_interval: a row that went
+      // in flight (queued -> saving) starts polling again.
       if (changes.item && !changes.item.isFirstChange() && stopped &&
           progress.inFlight(ctrl.item)) {
         stopped = false;
@@ -101,7 +103,6 @@
         return;
       }
       requesting = true;
-      ctrl.requests += 1;
       progress.get(ctrl.item.id).then(show).finally(function done() {
         requesting = false;
       });
@@ -122,22 +123,30 @@
       ctrl.message = null;
       if (answer.hidden || answer.supported === false) {
         ctrl.views = [];
-      } else if (!answer.available) {
-        ctrl.views = [];  // no stale bar: glance cannot say now
-        ctrl.message = gettext('progress unavailable');
-      } else {
+      } else if (answer.available) {
         ctrl.views = progress.rows(answer.progress).map(progress.format)
           .filter(function shown(view) { return view !== null; });
         if (ctrl.details && ctrl.views.length === 0) {
           ctrl.message = gettext('No upload record for this image.');
         }
+      } else {
+        ctrl.views = [];  // no stale bar: glance cannot say now
+        ctrl.message = gettext('progress unavailable');
       }
       if (progress.isFinal(answer)) {
         halt();
       } else if (progress.inFlight(ctrl.item) || progress.isMoving(answer)) {
-        timer = $timeout(look, pollMs);
+        failures = answer.available ? 0 : failures + 1;
+        progress.pollInterval().then(schedule);
       } else {
         halt();  // queued without a moving record: nothing to follow
+      }
+    }
+
+    function schedule(intervalMs) {
+      if (!stopped && timer === null) {
+        // no digest of the page for a tick: $http's answer brings one
+        timer = $timeout(look, progress.backoff(intervalMs, failures), false);
       }
     }
 
