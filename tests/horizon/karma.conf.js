@@ -13,16 +13,51 @@
  */
 
 // Jasmine specs of the Horizon plugin's Angular code, with Horizon 27's
-// own framework and Images module (from the test bed's Horizon venv,
-// HORIZON_SITE_PACKAGES), in Debian's Chromium (CHROME_BIN), headless.
-// Run by tests/e2e/test_horizon_js.py; Horizon's karma.conf.js is the
-// model (the same files, in the same order).
-'use strict';
-
-var path = require('path');
+// own framework and Images module (the site-packages of a Horizon venv:
+// HORIZON_SITE_PACKAGES, or the test bed's cached one), in Debian's
+// Chromium (CHROME_BIN, default /usr/bin/chromium), headless.  `npm test`
+// at the repository's root runs it; tests/horizon/test_js.py runs that
+// (and makes the Horizon venv) for tools/run-tests.  Horizon's
+// karma.conf.js is the model (the same files, in the same order).
+/* eslint-env node */
+// Karma reads its configuration synchronously, from the environment.
+/* eslint no-process-env: 0, no-sync: 0 */
 
 module.exports = function (config) {
-  var site = process.env.HORIZON_SITE_PACKAGES;
+  'use strict';
+
+  var fs = require('fs');
+  var os = require('os');
+  var path = require('path');
+
+  // The test bed's Horizon venv (tools/testbed/horizon.py, cache_dir()).
+  function testbedSitePackages() {
+    var cache = process.env.GPS_TESTBED_CACHE ||
+      path.join(os.homedir(), '.cache', 'glance-progress-testbed');
+    var found = [];
+    (fs.existsSync(cache) ? fs.readdirSync(cache) : []).forEach(function (venv) {
+      var lib = path.join(cache, venv, 'lib');
+      if (!/^horizon-[0-9.]+$/.test(venv) || !fs.existsSync(lib)) {
+        return;
+      }
+      fs.readdirSync(lib).forEach(function (python) {
+        var site = path.join(lib, python, 'site-packages');
+        if (fs.existsSync(path.join(site, 'horizon'))) {
+          found.push(site);
+        }
+      });
+    });
+    return found.sort().pop();
+  }
+
+  var site = process.env.HORIZON_SITE_PACKAGES || testbedSitePackages();
+  if (!site) {
+    throw new Error('No Horizon to test against: set HORIZON_SITE_PACKAGES ' +
+                    'to a Horizon venv\'s site-packages, or run ' +
+                    '`.venv/bin/python -m pytest tests/horizon` once ' +
+                    '(it installs the test bed\'s Horizon).');
+  }
+  process.env.CHROME_BIN = process.env.CHROME_BIN || '/usr/bin/chromium';
   var xstatic = path.join(site, 'xstatic/pkg/');
   var horizon = path.join(site, 'horizon/static/');
   var app = path.join(site, 'openstack_dashboard/static/app/');

@@ -14,17 +14,21 @@
 
 // What Django's pages give Horizon's JavaScript (its JS catalog, the
 // static URL), as Horizon's own test-shim.js does.
-window.STATIC_URL = '/static/';
-window.WEBROOT = '/';
-window.gettext = function (text) { return text; };
-window.ngettext = function (one, many, n) { return n === 1 ? one : many; };
-window.interpolate = function (fmt, obj, named) {
-  if (named) {
-    return fmt.replace(/%\(\w+\)s/g, function (match) {
-      return String(obj[match.slice(2, -2)]);
-    });
-  }
-  return fmt.replace(/%s/g, function () { return String(obj.shift()); });
-};
-// The plugin modules Django lists in the page (ADD_ANGULAR_MODULES).
-window.horizonPlugInModules = ['horizon.dashboard.glance-progress'];
+(function (global) {
+  'use strict';
+
+  global.STATIC_URL = '/static/';
+  global.WEBROOT = '/';
+  global.gettext = function (text) { return text; };
+  global.ngettext = function (one, many, n) { return n === 1 ? one : many; };
+  global.interpolate = function (fmt, obj, named) {
+    if (named) {
+      return fmt.replace(/%\(\w+\)s/g, function (match) {
+        return String(obj[match.slice(2, -2)]);
+      });
+    }
+    return fmt.replace(/%s/g, function () { return String(obj.shift()); });
+  };
+  // The plugin modules Django lists in the page (ADD_ANGULAR_MODULES).
+  global.horizonPlugInModules = ['horizon.dashboard.glance-progress'];
+})(window);
