@@ -287,53 +287,6 @@ class Horizon(procs.Service):
         return self._proc.pid
 
 
-# -- the plugin's Jasmine specs: Karma from npm, Debian's Chromium ---------
-KARMA_PACKAGES = ("karma@6.4.4", "karma-jasmine@5.1.0", "jasmine-core@5.1.2",
-                  "karma-chrome-launcher@3.2.0",
-                  "karma-ng-html2js-preprocessor@1.0.0")
-KARMA_CONF = os.path.join(ROOT, "tests", "horizon", "karma.conf.js")
-
-
-def karma(out=None):
-    """The karma command, installed from npm into the cache (20 s the
-    first time); Debian's nodejs and npm when this machine has no npm."""
-    from testbed import packages
-    out = out or sys.stderr
-    if shutil.which("npm") is None:
-        packages.ensure_packages(("nodejs", "npm"), takes="1 min", out=out)
-    prefix = os.path.join(cache_dir(), "karma")
-    stamp = os.path.join(prefix, "testbed.installed")
-    wanted = " ".join(KARMA_PACKAGES)
-    if not os.path.exists(stamp) or open(stamp).read() != wanted:
-        print("installing Karma and Jasmine from npm into %s (about 20 s) ..."
-              % prefix, file=out, flush=True)
-        os.makedirs(prefix, exist_ok=True)
-        with open(os.path.join(prefix, "package.json"), "w") as f:
-            f.write('{"name": "gps-karma", "private": true}\n')
-        proc = subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--silent",
-             "--prefix", prefix, *KARMA_PACKAGES],
-            capture_output=True, text=True, timeout=600,
-            stdin=subprocess.DEVNULL)
-        if proc.returncode != 0:
-            raise RuntimeError("npm install failed (rc=%d):\n%s" % (
-                proc.returncode, (proc.stdout + proc.stderr)[-3000:]))
-        with open(stamp, "w") as f:
-            f.write(wanted)
-    return os.path.join(prefix, "node_modules", ".bin", "karma")
-
-
-def run_karma(horizon, timeout=300):
-    """Run the plugin's specs (tests/horizon/karma.conf.js) against
-    ``horizon``'s installed Horizon; the finished process."""
-    env = dict(procs.clean_env(), HORIZON_SITE_PACKAGES=horizon.site_packages,
-               CHROME_BIN="/usr/bin/chromium", NO_COLOR="1")
-    return subprocess.run([karma(), "start", KARMA_CONF, "--no-colors"],
-                          capture_output=True, text=True, env=env,
-                          timeout=timeout, stdin=subprocess.DEVNULL,
-                          cwd=os.path.dirname(os.path.dirname(karma())))
-
-
 # -- a kept stack: the demo's --keep --------------------------------------
 
 def start_for_stack(local, out=None):
