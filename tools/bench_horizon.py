@@ -20,8 +20,9 @@ progress filter) and Horizon 27 with the plugin (tools/testbed), starts
 Compute -> Images in one headless Chromium page as alice and measures,
 over ``--seconds``, from the page's own DevTools events:
 
-- the plugin's requests per second (target <= 10: a row polls 2 s after
-  its previous answer);
+- the plugin's requests per second (target <= 10: a row polls
+  Horizon's ajax_poll_interval, 2.5 s by default, after its previous
+  answer);
 - the REST view's latency as the browser sees it, p50 and p99;
 - glance-api's CPU per poll: its CPU with the page open minus its CPU in
   a window as long without the page (the uploads run in both), divided
