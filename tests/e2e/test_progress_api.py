@@ -19,13 +19,18 @@ caller sees. The Keystone-backed tests (real tokens, other projects) are
 in test_progress_keystone.py.
 """
 
+import contextlib
 import json
+import os
 import time
 import uuid
 
 import pytest
 import requests
 
+import testbed
+
+from glance_progress_store.read import reader as reader_mod
 from tests.e2e.helpers import check_503_while_frozen
 from tests.e2e.helpers import new_image
 from tests.e2e.helpers import upload_while_polled
@@ -210,3 +215,103 @@ def test_multi_store_records_per_backend(glance_multi, cleanup):
     assert bad.status_code == 400 and 'nowhere' in bad.json()[
         'error']['message']
     assert json.loads(bad.text)['error']['code'] == 400
+
+
+# -- a glance-api whose configuration has a drop-in directory ------------
+
+DROP_IN_PREFIX = 'dropin-'
+DEAD_RETRY = 10  # [upload_progress] memcached_dead_retry's default
+
+
+@contextlib.contextmanager
+def _home(path):
+    """HOME for the processes started meanwhile (uWSGI inherits it)."""
+    before = os.environ.get('HOME')
+    os.environ['HOME'] = path
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ['HOME']
+        else:
+            os.environ['HOME'] = before
+
+
+@pytest.fixture(scope='module')
+def glance_drop_in(ceph, memcached, workdir):
+    """glance-api with a ``glance-api.conf.d`` that oslo.config finds by
+    itself (here under ``~/.glance/``, as under ``/etc/glance/``): its
+    CONF has a config_dir, and the drop-in sets the key prefix."""
+    root = os.path.join(workdir, 'glance-drop-in')
+    drop_in = os.path.join(root, 'home', '.glance', 'glance-api.conf.d')
+    os.makedirs(drop_in)
+    with open(os.path.join(drop_in, '50-progress.conf'), 'w') as f:
+        f.write('[glance_store]\nprogress_key_prefix = %s\n'
+                % DROP_IN_PREFIX)
+    api = testbed.GlanceAPI(root, ceph, memcached.address, mode='single',
+                            progress_filter=True)
+    with _home(os.path.join(root, 'home')):
+        api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+def test_a_config_dir_s_drop_in_is_read_as_the_store_reads_it(
+        glance_drop_in, memcached, cleanup):
+    # was a 500 without the header on every request: oslo.config's
+    # config_dir is a list, and the filter parsed glance's files again
+    client = glance_drop_in.client()
+    image_id = new_image(client, cleanup)
+    data = helpers.payload(3 * MiB + 1)
+    client.images.upload(image_id, helpers.SlowReader(data),
+                         image_size=len(data))
+    # the store wrote the drop-in's prefix ...
+    prefixed = reader_mod.ProgressReader([memcached.address], DROP_IN_PREFIX)
+    assert prefixed.get(image_id).state == 'stored'
+    assert reader_mod.ProgressReader([memcached.address]).get(
+        image_id) is None
+    # ... and the endpoint reads it
+    response = progress(glance_drop_in, image_id)
+    assert response.status_code == 200
+    assert response.headers[HEADER] == '1'
+    body = response.json()
+    assert (body['state'], body['bytes'], body['image_status']) == (
+        'stored', len(data), 'active')
+
+
+def test_a_frozen_memcached_is_known_down_then_answers_again(
+        glance_drop_in, cleanup, memcached):
+    # each worker waits memcached_socket_timeout once, then answers 503
+    # with Retry-After at once while memcached is known down; it asks
+    # memcached again after memcached_dead_retry, and serves progress
+    client = glance_drop_in.client()
+    image_id = new_image(client, cleanup)
+    assert progress(glance_drop_in, image_id).status_code == 200
+    answers = []
+    memcached.pause()
+    try:
+        for _ in range(6):
+            answers.append(progress(glance_drop_in, image_id))
+    finally:
+        memcached.resume()
+    known_down_since = time.monotonic()
+    messages = []
+    for answer in answers:
+        assert answer.status_code == 503
+        assert answer.headers[HEADER] == '1'
+        assert 1 <= int(answer.headers['Retry-After']) <= DEAD_RETRY
+        messages.append(answer.json()['error']['message'])
+    waited = [m for m in messages if 'known down' not in m]
+    # one wait for the timeout per worker at most, not one per request
+    assert all('did not answer get' in m for m in waited), messages
+    assert len(waited) <= glance_drop_in.workers, messages
+    assert len(messages) - len(waited) >= 6 - glance_drop_in.workers
+    # every worker asks memcached again once its dead_retry is over
+    helpers.wait_for('progress to be served again', lambda: (
+        time.monotonic() > known_down_since + DEAD_RETRY and
+        progress(glance_drop_in, image_id).status_code == 200),
+        DEAD_RETRY + 30)
+    for _ in range(2 * glance_drop_in.workers):
+        assert progress(glance_drop_in, image_id).status_code == 200
