@@ -220,6 +220,7 @@ def test_multi_store_records_per_backend(glance_multi, cleanup):
 # -- a glance-api whose configuration has a drop-in directory ------------
 
 DROP_IN_PREFIX = 'dropin-'
+DROP_IN_CEPH2_PREFIX = 'dropin-ceph2-'
 DEAD_RETRY = 10  # [upload_progress] memcached_dead_retry's default
 
 
@@ -237,25 +238,46 @@ def _home(path):
             os.environ['HOME'] = before
 
 
-@pytest.fixture(scope='module')
-def glance_drop_in(ceph, memcached, workdir):
+@contextlib.contextmanager
+def _glance_with_drop_in(root, ceph, memcached, drop_in_text, **kwargs):
     """glance-api with a ``glance-api.conf.d`` that oslo.config finds by
     itself (here under ``~/.glance/``, as under ``/etc/glance/``): its
-    CONF has a config_dir, and the drop-in sets the key prefix."""
-    root = os.path.join(workdir, 'glance-drop-in')
+    CONF has a config_dir, whose file holds ``drop_in_text``."""
     drop_in = os.path.join(root, 'home', '.glance', 'glance-api.conf.d')
     os.makedirs(drop_in)
     with open(os.path.join(drop_in, '50-progress.conf'), 'w') as f:
-        f.write('[glance_store]\nprogress_key_prefix = %s\n'
-                % DROP_IN_PREFIX)
-    api = testbed.GlanceAPI(root, ceph, memcached.address, mode='single',
-                            progress_filter=True)
+        f.write(drop_in_text)
+    api = testbed.GlanceAPI(root, ceph, memcached.address,
+                            progress_filter=True, **kwargs)
     with _home(os.path.join(root, 'home')):
         api.start()
     try:
         yield api
     finally:
         api.stop()
+
+
+@pytest.fixture(scope='module')
+def glance_drop_in(ceph, memcached, workdir):
+    """Single store; the drop-in sets the key prefix."""
+    with _glance_with_drop_in(
+            os.path.join(workdir, 'glance-drop-in'), ceph, memcached,
+            '[glance_store]\nprogress_key_prefix = %s\n' % DROP_IN_PREFIX,
+            mode='single') as api:
+        yield api
+
+
+@pytest.fixture(scope='module')
+def glance_multi_drop_in(ceph, memcached, workdir):
+    """Multi store; the drop-in sets a prefix for every backend in
+    ``[backend_defaults]``, and another one in ``[ceph2]``."""
+    with _glance_with_drop_in(
+            os.path.join(workdir, 'glance-multi-drop-in'), ceph, memcached,
+            '[backend_defaults]\nprogress_key_prefix = %s\n'
+            '[ceph2]\nprogress_key_prefix = %s\n'
+            % (DROP_IN_PREFIX, DROP_IN_CEPH2_PREFIX),
+            mode='multi', backends=helpers.BACKENDS) as api:
+        yield api
 
 
 def test_a_config_dir_s_drop_in_is_read_as_the_store_reads_it(
@@ -279,6 +301,29 @@ def test_a_config_dir_s_drop_in_is_read_as_the_store_reads_it(
     body = response.json()
     assert (body['state'], body['bytes'], body['image_status']) == (
         'stored', len(data), 'active')
+
+
+def test_multi_store_drop_ins_are_read_as_the_store_reads_them(
+        glance_multi_drop_in, memcached, cleanup):
+    # each backend's section, falling back to [backend_defaults], from
+    # the drop-in: what glance_store gives the store, the endpoint reads
+    client = glance_multi_drop_in.client()
+    data = helpers.payload(MiB + 3)
+    uploaded = {}
+    for backend, prefix in (('ceph1', DROP_IN_PREFIX),
+                            ('ceph2', DROP_IN_CEPH2_PREFIX)):
+        image_id = new_image(client, cleanup)
+        client.images.upload(image_id, helpers.SlowReader(data),
+                             image_size=len(data), backend=backend)
+        wait_image(client, image_id, lambda i: i['status'] == 'active')
+        written = reader_mod.ProgressReader([memcached.address], prefix)
+        assert written.get(image_id, backend).state == 'stored', backend
+        uploaded[backend] = image_id
+    for backend, image_id in uploaded.items():
+        body = progress(glance_multi_drop_in, image_id).json()
+        assert list(body['backends']) == [backend]
+        assert (body['state'], body['bytes']) == ('stored', len(data))
+        assert body['backends'][backend]['state'] == 'stored'
 
 
 def test_a_frozen_memcached_is_known_down_then_answers_again(
