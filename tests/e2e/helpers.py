@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 
+from glance_progress_store import options
 from glance_progress_store.read import reader as reader_mod
 from tests import helpers
 
@@ -38,6 +39,10 @@ RADOS_TIMEOUT = 5
 # python-glanceclient reads the body 1 MiB at a time, so SlowReader's
 # pause is per MiB: 0.05 s paces an upload at about 20 MiB/s.
 PACE = 0.05
+# [upload_progress] memcached_dead_retry of the test bed's glance-apis
+# (the default): how long a worker knows a memcached that failed is down.
+DEAD_RETRY = next(opt.default for opt in options.FILTER_OPTS
+                  if opt.name == 'memcached_dead_retry')
 # testbed.GlanceAPI's rbd_store_chunk_size: the store writes 8 MiB chunks.
 CHUNK = 8 * helpers.MiB
 
@@ -109,9 +114,10 @@ def wait_for_record(memcached, image_id, predicate, timeout):
 
 
 def check_503_while_frozen(memcached, get_progress):
-    """A frozen memcached makes the endpoint answer 503, with its header,
-    within [upload_progress] memcached_socket_timeout (1 s) and glance's
-    own time; 200 again once memcached resumes."""
+    """A frozen memcached makes the endpoint answer 503, with its header
+    and Retry-After, within [upload_progress] memcached_socket_timeout
+    (1 s) and glance's own time; 200 again once memcached resumes and the
+    worker that saw it down asks it again (after DEAD_RETRY)."""
     memcached.pause()
     try:
         started = time.monotonic()
@@ -119,12 +125,16 @@ def check_503_while_frozen(memcached, get_progress):
         elapsed = time.monotonic() - started
     finally:
         memcached.resume()
+    resumed = time.monotonic()
     assert response.status_code == 503
     assert response.headers['OpenStack-Upload-Progress'] == '1'
+    assert 1 <= int(response.headers['Retry-After']) <= DEAD_RETRY
     error = response.json()['error']
     assert error['code'] == 503 and 'did not answer' in error['message']
     assert elapsed < 1.0 + 1.5  # memcached_socket_timeout, and glance
-    assert get_progress().status_code == 200
+    helpers.wait_for('progress to be served again', lambda: (
+        time.monotonic() > resumed + DEAD_RETRY and
+        get_progress().status_code == 200), DEAD_RETRY + 30)
 
 
 def browser(user_data_dir, window_size='1280,800'):

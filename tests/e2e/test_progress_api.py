@@ -32,6 +32,7 @@ import testbed
 
 from glance_progress_store.read import reader as reader_mod
 from tests.e2e.helpers import check_503_while_frozen
+from tests.e2e.helpers import DEAD_RETRY
 from tests.e2e.helpers import new_image
 from tests.e2e.helpers import upload_while_polled
 from tests.e2e.helpers import wait_image
@@ -221,7 +222,6 @@ def test_multi_store_records_per_backend(glance_multi, cleanup):
 
 DROP_IN_PREFIX = 'dropin-'
 DROP_IN_CEPH2_PREFIX = 'dropin-ceph2-'
-DEAD_RETRY = 10  # [upload_progress] memcached_dead_retry's default
 
 
 @contextlib.contextmanager
