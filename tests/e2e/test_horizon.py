@@ -216,8 +216,12 @@ class Page:
     def plugin_get(self, path):
         """GET one of the plugin's REST URLs with the browser's session,
         as its Angular code does (Horizon's REST API wants AJAX)."""
+        return self.api_get(PLUGIN_API + path)
+
+    def api_get(self, path):
+        """GET a URL of Horizon's REST API with the browser's session."""
         return requests.get(
-            self.horizon.url + PLUGIN_API + path, cookies=self.cookies(),
+            self.horizon.url + path, cookies=self.cookies(),
             headers={'X-Requested-With': 'XMLHttpRequest'}, timeout=30)
 
     def network(self):
@@ -372,6 +376,9 @@ def test_the_bar_follows_an_upload_until_active(
         assert done['stripes'] == 0
     page.assert_no_errors()
     page.driver.save_screenshot(str(tmp_path / 'active.png'))
+    # the cells poll every HORIZON_CONFIG['ajax_poll_interval'], which
+    # Horizon 27 gives its Angular code under this name (its default here)
+    assert page.api_get('api/settings/').json()['AJAX_POLL_INTERVAL'] == 2500
 
 
 def rising_bytes(page, name, after=None):
