@@ -32,6 +32,7 @@ trusts no header: every request needs a real token.
 """
 
 import configparser
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,31 @@ CHUNKED_INPUT_LIMIT = 16 * 2**20
 # uWSGI fails a body read after socket-timeout (4 s by default) without
 # data: glance then logs "unable to receive chunked part".
 SOCKET_TIMEOUT = 60
+
+# glance's own uWSGI settings, key by key: httpd/glance-api-uwsgi.ini of
+# glance 33 (30 and 31 name a wsgi-file instead of the module). The test
+# bed changes only the address (http-socket, on loopback) and, for
+# Debian's uWSGI, the plugin (see _system_uwsgi_python); pyuwsgi has
+# Python built in and only logs that it cannot load "python".
+GLANCE_UWSGI_INI = {
+    "socket-timeout": 10,
+    "http-auto-chunked": True,
+    "http-chunked-input": True,
+    "http-raw-body": True,
+    "chmod-socket": 666,
+    "lazy-apps": True,
+    "add-header": "Connection: close",
+    "buffer-size": 65535,
+    "thunder-lock": True,
+    "plugins": "python",
+    "enable-threads": True,
+    "exit-on-reload": True,
+    "die-on-term": True,
+    "master": True,
+    "processes": 4,
+    "http-socket": "127.0.0.1:60999",
+    "module": "glance.wsgi.api:application",
+}
 
 PASTE_INI = """\
 [composite:glance-api]
@@ -150,14 +176,25 @@ class GlanceAPI(procs.UwsgiService):
     with ``keystone.add_service``.  ``shared_with`` (another GlanceAPI)
     makes this one a second node of the same glance: same database and
     staging directory (no db_sync), own port, workdir and log.
+
+    ``uwsgi='glance'`` runs uWSGI with glance's own settings
+    (GLANCE_UWSGI_INI: 4 processes of one thread, lazy-apps,
+    enable-threads, socket-timeout 10) instead of the test bed's;
+    ``workers`` is then the ini's. ``uwsgi_without`` removes keys from
+    the uWSGI settings (``("enable-threads",)``); ``uwsgi_server`` is a
+    uWSGI binary to run instead of pyuwsgi (Debian's
+    ``/usr/bin/uwsgi-core``, with its plugin of this venv's Python).
     """
 
     def __init__(self, workdir, ceph, memcached_address, *, mode="single",
                  backends=None, driver="progress_rbd", port=None, workers=2,
                  extra_conf=None, python=sys.executable, conf_text=None,
-                 progress_filter=False, keystone=None, shared_with=None):
+                 progress_filter=False, keystone=None, shared_with=None,
+                 uwsgi="testbed", uwsgi_without=(), uwsgi_server=None):
         if mode not in ("single", "multi"):
             raise ValueError("mode must be 'single' or 'multi'")
+        if uwsgi not in ("testbed", "glance"):
+            raise ValueError("uwsgi must be 'testbed' or 'glance'")
         self.workdir = os.path.abspath(workdir)
         self.ceph = ceph
         self.memcached_address = memcached_address
@@ -165,7 +202,11 @@ class GlanceAPI(procs.UwsgiService):
         self.backends = dict(backends or DEFAULT_BACKENDS)
         self.driver = driver
         self.port = port or procs.free_port()
-        self.workers = workers
+        self.uwsgi = uwsgi
+        self.uwsgi_without = tuple(uwsgi_without)
+        self.uwsgi_server = uwsgi_server
+        self.workers = (GLANCE_UWSGI_INI["processes"] if uwsgi == "glance"
+                        else workers)
         self.extra_conf = extra_conf or {}
         self.conf_text = conf_text
         self.progress_filter = progress_filter
@@ -249,7 +290,50 @@ class GlanceAPI(procs.UwsgiService):
         return conf
 
     def _uwsgi_conf(self):
-        conf = {"uwsgi": {
+        if self.uwsgi == "glance":
+            conf = {"uwsgi": dict(GLANCE_UWSGI_INI, **{
+                "http-socket": "127.0.0.1:%d" % self.port})}
+        else:
+            conf = self._testbed_uwsgi_conf()
+        if self.uwsgi_server is not None:
+            conf["uwsgi"].update(self._system_uwsgi_python())
+        for key in self.uwsgi_without:
+            conf["uwsgi"].pop(key, None)
+        if self.keystone is None:
+            # No Keystone: a request without an identity gets headers()'.
+            conf["uwsgi"].update({
+                "route-if-not":
+                    "empty:${HTTP_X_IDENTITY_STATUS} goto:identified",
+                "route-run": [
+                    "addvar:HTTP_%s=%s" % (name.upper().replace("-", "_"),
+                                           value)
+                    for name, value in self.headers().items()],
+                "route-label": "identified",
+            })
+        return conf
+
+    def _system_uwsgi_python(self):
+        """Settings for Debian's uWSGI: the plugin of this venv's Python
+        (its version asked of it) and the venv's packages on its path.
+
+        Not ``virtualenv``: a venv made from another build of the same
+        Python (pyenv's, say) brings a standard library whose extensions
+        Debian's libpython cannot load. The checkout itself is on the path
+        too: the venv has this package as an editable install, a .pth
+        file that only ``site`` reads.
+        """
+        version, *paths = json.loads(subprocess.run(
+            [self.python, "-c",
+             "import json, sys, sysconfig; print(json.dumps("
+             "['%d%d' % sys.version_info[:2], sysconfig.get_paths()"
+             "['purelib'], sysconfig.get_paths()['platlib']]))"],
+            capture_output=True, text=True, check=True).stdout)
+        root = os.path.dirname(os.path.dirname(SHIPPED_PASTE_INI))
+        return {"plugins": "python%s" % version,
+                "pythonpath": [root] + sorted(set(paths))}
+
+    def _testbed_uwsgi_conf(self):
+        return {"uwsgi": {
             "http-socket": "127.0.0.1:%d" % self.port,
             "module": "glance.wsgi.api:application",
             "master": True,
@@ -270,18 +354,6 @@ class GlanceAPI(procs.UwsgiService):
             # so keeps clients from reusing it (else: connection resets).
             "add-header": "Connection: close",
         }}
-        if self.keystone is None:
-            # No Keystone: a request without an identity gets headers()'.
-            conf["uwsgi"].update({
-                "route-if-not":
-                    "empty:${HTTP_X_IDENTITY_STATUS} goto:identified",
-                "route-run": [
-                    "addvar:HTTP_%s=%s" % (name.upper().replace("-", "_"),
-                                           value)
-                    for name, value in self.headers().items()],
-                "route-label": "identified",
-            })
-        return conf
 
     def _write_config(self):
         for sub in ("etc", "staging", "tasks"):
@@ -316,7 +388,8 @@ class GlanceAPI(procs.UwsgiService):
                 raise RuntimeError(
                     "glance-manage db_sync failed (rc=%d): %s"
                     % (sync.returncode, sync.stderr[-3000:]))
-        self._spawn_uwsgi(self.python, self.uwsgi_ini, self.log_path, env)
+        self._spawn_uwsgi(self.python, self.uwsgi_ini, self.log_path, env,
+                          self.uwsgi_server)
         try:
             deadline = time.monotonic() + timeout
             while not (self._answers() and

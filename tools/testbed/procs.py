@@ -249,13 +249,16 @@ class Service:
 class UwsgiService(Service):
     """A service run by uWSGI (glance-api, Keystone)."""
 
-    def _spawn_uwsgi(self, python, ini, log_path, env):
-        """Start the uWSGI master of ``ini`` (pyuwsgi in ``python``'s
-        venv) in a session of its own, its output appended to log_path."""
+    def _spawn_uwsgi(self, python, ini, log_path, env, server=None):
+        """Start the uWSGI master of ``ini`` in a session of its own, its
+        output appended to log_path: pyuwsgi in ``python``'s venv, or the
+        uWSGI binary ``server`` (Debian's /usr/bin/uwsgi, say)."""
+        command = [python, "-c",
+                   "import sys, pyuwsgi; sys.exit(pyuwsgi.run())"]
+        if server is not None:
+            command = [server]
         with open(log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [python, "-c",
-                 "import sys, pyuwsgi; sys.exit(pyuwsgi.run())",
-                 "--ini", ini],
+                command + ["--ini", ini],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True)
