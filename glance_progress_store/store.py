@@ -71,6 +71,7 @@ class Store(rbd_driver.Store):
 
     def configure_add(self):
         super().configure_add()
+        _warn_if_uwsgi_runs_no_threads()
         self.progress_config = config.ProgressConfig(
             self._options_group(), self.backend_group or SCHEME)
 
@@ -201,6 +202,38 @@ class Store(rbd_driver.Store):
                 return
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+_threads_checked = False
+
+
+def _warn_if_uwsgi_runs_no_threads():
+    """Say once per process, in glance-api's log, that uWSGI runs no
+    Python threads.
+
+    The publisher sends records from a thread of its own. A uWSGI that
+    did not enable threads (before 2.0.27: without ``enable-threads`` or
+    ``threads``) keeps the GIL while a worker waits for a request, so the
+    thread runs only while its worker serves one: the last record of an
+    upload (stored, failed) waits for the worker's next request. The
+    ``uwsgi`` module exists only inside uWSGI; its ``has_threads`` is
+    what uWSGI decided from its options and its defaults.
+    """
+    global _threads_checked
+    if _threads_checked:
+        return
+    _threads_checked = True
+    try:
+        import uwsgi
+    except ImportError:
+        return
+    if getattr(uwsgi, 'has_threads', True):
+        return
+    LOG.warning('uWSGI runs this glance-api without Python threads: '
+                'progress records are sent only while a worker serves a '
+                'request, so an upload\'s last state shows late or not at '
+                'all. Set "enable-threads = true" in glance-api\'s uWSGI '
+                'configuration, as glance\'s own glance-api-uwsgi.ini does.')
 
 
 def _image_exists(ioctx, image_name):
