@@ -74,11 +74,17 @@ class ProgressClient:
         return found
 
     def find_image(self, name_or_id):
-        """The id of an image, given its id or its name."""
+        """glance's id of an image, given its id or its name.
+
+        The id as glance answers it, not as typed: glance's database may
+        match an id in another case (MySQL), and the later calls must
+        name the image as glance does.
+        """
         if _UUID.match(name_or_id):
             response = self._get('/v2/images/%s' % name_or_id)
             if response.status_code == 200:
-                return name_or_id
+                image = _json(response, 'image %s' % name_or_id)
+                return image.get('id', name_or_id)
         matches = self.images(name=name_or_id)
         if not matches:
             raise NotFound(

@@ -30,7 +30,9 @@ import requests
 
 import testbed
 
+from glance_progress_store import _memcache
 from glance_progress_store.read import states
+from glance_progress_store import records
 from tests.e2e.helpers import CHUNK
 from tests.e2e.helpers import failed_cleanly
 from tests.e2e.helpers import follow_until_stored
@@ -258,6 +260,66 @@ def test_list_shows_an_upload_in_flight(glance_single, cleanup, stored):
     assert image_id in table.stdout and '| uploading |' in table.stdout
     # without Keystone, the caller's project is not known
     failed_cleanly(own, 'your project is not known', '--all-projects')
+
+
+@pytest.fixture(scope='module')
+def glance_two_servers(ceph, memcached, workdir):
+    """(a glance-api whose records are spread over the session's memcached
+    and a second one, that second testbed.Memcached)."""
+    with testbed.Memcached() as second:
+        with testbed.GlanceAPI(
+                os.path.join(workdir, 'glance-osc-two-servers'), ceph,
+                '%s,%s' % (memcached.address, second.address),
+                mode='single', progress_filter=True, workers=1) as api:
+            yield api, second
+
+
+def _ids_on(server, count):
+    """Image ids whose three keys all live on ``server`` (0 or 1) of two."""
+    found = []
+    while len(found) < count:
+        image_id = str(uuid.uuid4())
+        if all(_memcache.server_index(key, 2) == server
+               for key in records.keys_for(image_id).all()):
+            found.append(image_id)
+    return found
+
+
+def test_list_shows_an_unreadable_image_in_its_row(glance_two_servers,
+                                                   cleanup):
+    api, second = glance_two_servers
+    client = api.client()
+    readable, unreadable = _ids_on(0, 2), _ids_on(1, 1)
+    for image_id in readable + unreadable:
+        new_image(client, cleanup, id=image_id)
+        # staged (glance-direct): "uploading" until imported, no record
+        client.images.stage(image_id, helpers.SlowReader(b'x' * CHUNK))
+        wait_image(client, image_id, lambda i: i['status'] == 'uploading')
+    second.stop()  # refuses: the progress of `unreadable` answers 503
+    try:
+        result = openstack(noauth(api), 'image', 'progress', 'list',
+                           '--all-projects', '--long', '-f', 'json')
+        table = openstack(noauth(api), 'image', 'progress', 'list',
+                          '--all-projects')
+    finally:
+        second.start()
+    assert result.returncode == 1, result
+    assert 'Traceback' not in result.stderr, result.stderr
+    rows = {row['ID']: row for row in json.loads(result.stdout)}
+    assert sorted(rows) == sorted(readable + unreadable)
+    for image_id in readable:
+        assert (rows[image_id]['Image Status'], rows[image_id]['State'],
+                rows[image_id]['Reason']) == ('uploading', 'unknown', None)
+    row = rows[unreadable[0]]
+    assert (row['Image Status'], row['State']) == ('uploading',
+                                                   'unavailable')
+    assert 'HTTP 503' in row['Reason'] and second.address in row['Reason']
+    assert ('No upload progress of image %s: ' % unreadable[0]
+            in result.stderr), result.stderr
+    assert table.returncode == 1
+    for image_id in readable + unreadable:
+        assert image_id in table.stdout
+    assert '| unavailable |' in table.stdout
 
 
 # -- errors ------------------------------------------------------------------

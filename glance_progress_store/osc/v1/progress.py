@@ -17,6 +17,7 @@ Both read glance's ``/v2/images/{id}/progress`` through
 the endpoint's, so ``-f json`` gives what a portal would read.
 """
 
+from concurrent import futures
 import logging
 
 from cliff import columns
@@ -102,9 +103,26 @@ _LONG = (('Bytes', 'bytes'), ('Total', 'total'),
          ('Age (s)', 'age_s'), ('Reason', 'reason'), ('Owner', 'owner'))
 
 
+# ``list``: images whose progress is asked at the same time. A few, so
+# that a long list does not wait for one answer after another, and not
+# one per image, so that the list never holds every worker of a
+# glance-api (glance's own uWSGI configuration runs four).
+PARALLEL = 4
+# The state of a row whose progress glance could not give (this command's
+# own: never a record's), with why in its reason.
+UNAVAILABLE = 'unavailable'
+# The exit status of a list with such a row, as osc's commands on
+# several items exit 1 when one of them failed.
+EXIT_SOME_UNAVAILABLE = 1
+
+
 class ListProgress(command.Lister):
     _description = ('List the uploads in flight (images %s) with their '
                     'progress' % ', '.join(http.UPLOADING_IMAGE_STATUSES))
+    _epilog = ('An image whose progress glance could not give (memcached '
+               'down, an error of glance) is listed with the state %s, why '
+               'in its reason (--long) and on stderr; the exit status is '
+               'then %d, else 0.' % (UNAVAILABLE, EXIT_SOME_UNAVAILABLE))
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -127,18 +145,43 @@ class ListProgress(command.Lister):
                     'use --all-projects')
             filters['owner'] = project
         wanted = _COLUMNS + (_LONG if parsed_args.long else ())
+        images = client.images(**filters)
+        self.unavailable = 0
         rows = []
-        for image in client.images(**filters):
-            try:
-                body = client.progress(image['id'])
-            except http.NotFound:
-                LOG.debug('image %s went away', image['id'])
-                continue
-            for record in _records(body):
+        # keystoneauth's session may be shared by threads; map keeps the
+        # images' order whatever order the answers come in
+        with futures.ThreadPoolExecutor(PARALLEL) as pool:
+            answers = list(pool.map(lambda image: _progress(client, image),
+                                    images))
+        for image, (records, error) in zip(images, answers):
+            if error is not None:
+                self.unavailable += 1
+                LOG.error('No upload progress of image %s: %s',
+                          image['id'], error)
+            for record in records:
                 record = dict(record, name=image.get('name'),
                               owner=image.get('owner'))
                 rows.append(tuple(record.get(key) for _, key in wanted))
         return [title for title, _ in wanted], rows
+
+    def run(self, parsed_args):
+        # cliff's Lister answers 0 once listed: a row that could not be
+        # read is listed, then said in the exit status
+        super().run(parsed_args)
+        return EXIT_SOME_UNAVAILABLE if self.unavailable else states.EXIT_OK
+
+
+def _progress(client, image):
+    """(records to list, error) of one image: no record if it went away;
+    one ``unavailable`` record, and why, if glance could not say."""
+    try:
+        return _records(client.progress(image['id'])), None
+    except http.NotFound:
+        LOG.debug('image %s went away', image['id'])
+        return [], None
+    except exceptions.CommandError as e:
+        return [{'image_id': image['id'], 'image_status': image.get('status'),
+                 'state': UNAVAILABLE, 'reason': str(e)}], str(e)
 
 
 def _records(body):
