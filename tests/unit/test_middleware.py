@@ -384,3 +384,23 @@ def test_reads_the_options_glance_store_registered(tmp_path, use_conf,
     body = ask(glance).json
     assert list(body['backends']) == ['slow']
     assert body['backends']['slow']['bytes'] == 1
+
+
+def test_the_filter_and_glance_progress_share_one_rule(tmp_path, use_conf):
+    # the filter reads glance's parsed CONF, glance-progress parses the
+    # same files itself: the same settings come out
+    from glance_progress_store.read import sources
+    (tmp_path / 'glance-api.conf').write_text(MULTI)
+    conf_d = tmp_path / 'glance-api.conf.d'
+    conf_d.mkdir()
+    (conf_d / '50-fast.conf').write_text('[fast]\nprogress_key_prefix = f-\n')
+    conf = cfg.ConfigOpts()
+    conf.register_opts(options.FILTER_OPTS, group=options.FILTER_GROUP)
+    conf([], project='glance', prog='glance-api',
+         default_config_files=[str(tmp_path / 'glance-api.conf')],
+         default_config_dirs=[str(conf_d)])
+    use_conf(conf)
+    expected = sources.load_settings([str(tmp_path / 'glance-api.conf')],
+                                     [str(conf_d)])
+    assert expected.backends['fast'].prefix == 'f-'
+    assert middleware._process_state().settings == expected
