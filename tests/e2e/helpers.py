@@ -398,3 +398,93 @@ class Poller(threading.Thread):
     def stop(self):
         self.stop_event.set()
         self.join(30)
+
+
+# -- glance's own uWSGI settings (testbed.GlanceAPI(uwsgi='glance')) -----
+
+class GlanceIniValve(helpers.Valve):
+    """A held upload (helpers.Valve) that glance's own uWSGI settings
+    accept: a trickle every 3 s under their ``socket-timeout = 10``, and
+    chunks of 512 KiB. Their uWSGI keeps the default chunked-input-limit
+    (1 MiB), which refuses python-glanceclient's own 1 MiB chunks ("unable
+    to receive chunked part"), whatever the driver."""
+
+    KEEPALIVE = 3.0
+    READ_SIZE = 512 * 1024
+
+    def read(self, size=-1):
+        if size is None or size < 0 or size > self.READ_SIZE:
+            size = self.READ_SIZE
+        return super().read(size)
+
+
+class Timed(threading.Thread):
+    """Calls ``ask()`` (a requests call) again and again, ``pause``
+    seconds apart, until stopped; keeps (seconds, response) of each."""
+
+    def __init__(self, ask, pause):
+        super().__init__(daemon=True)
+        self.ask, self.pause = ask, pause
+        self.answers = []
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.is_set():
+            started = time.monotonic()
+            response = self.ask()
+            self.answers.append((time.monotonic() - started, response))
+            self.stopped.wait(self.pause)
+
+    def stop(self):
+        self.stopped.set()
+        self.join(120)
+        return self.answers
+
+
+def list_latencies(api, headers, count):
+    """Seconds of ``count`` image lists (GET /v2/images), one after the
+    other."""
+    import requests
+    seconds = []
+    for _ in range(count):
+        started = time.monotonic()
+        response = requests.get(api.url + '/v2/images', headers=headers,
+                                timeout=120)
+        seconds.append(time.monotonic() - started)
+        assert response.status_code == 200, response.text
+    return seconds
+
+
+def frozen_memcached_load(api, memcached, image_id, headers, pollers=6,
+                          seconds=20.0, pause=0.25, lists=20):
+    """Image-list latencies without pollers, then with memcached frozen
+    (SIGSTOP) and ``pollers`` clients on GET /v2/images/{image_id}/progress
+    for ``seconds``, the image list sampled meanwhile.
+
+    Returns (list seconds without pollers, list seconds with them, the
+    progress answers as (seconds, status, Retry-After or None)).
+    """
+    import requests
+    url = '%s/v2/images/%s/progress' % (api.url, image_id)
+    # each uWSGI process checks a token once (keystonemiddleware's cache):
+    # not in the baseline
+    list_latencies(api, headers, 2 * api.workers)
+    baseline = list_latencies(api, headers, lists)
+    memcached.pause()
+    try:
+        polling = [Timed(lambda: requests.get(url, headers=headers,
+                                              timeout=120), pause)
+                   for _ in range(pollers)]
+        for poller in polling:
+            poller.start()
+        deadline = time.monotonic() + seconds
+        loaded = []
+        while time.monotonic() < deadline:
+            loaded += list_latencies(api, headers, 1)
+            time.sleep(pause)
+        answers = [(s, r.status_code, r.headers.get('Retry-After'))
+                   for poller in polling for s, r in poller.stop()]
+    finally:
+        memcached.resume()
+    return baseline, loaded, answers
+
