@@ -23,6 +23,14 @@ upload with no pollers, measured in the same run::
 
     .venv/bin/python tools/bench_progress_api.py --size 4G --runs 3 \\
         --pollers 50
+
+``--frozen`` measures instead what a frozen memcached (SIGSTOP) does to
+a glance-api run with glance's own uWSGI settings (4 processes of one
+thread): the image list's latency without pollers, then with N pollers
+on the endpoint (each asks again 0.25 s after an answer), and how long
+the progress answers took::
+
+    .venv/bin/python tools/bench_progress_api.py --frozen --pollers 6
 """
 
 import argparse
@@ -37,6 +45,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))  # tests.e2e.helpers
 
 import testbed  # noqa: E402
 from testbed.figures import conclude  # noqa: E402
@@ -47,7 +56,8 @@ from testbed.sizes import human  # noqa: E402
 from testbed.sizes import parse_size  # noqa: E402
 
 MiB = 1024 * 1024
-TARGETS = {'filter_ratio': 0.98, 'p99_s': 0.100, 'pollers_ratio': 0.9}
+TARGETS = {'filter_ratio': 0.98, 'p99_s': 0.100, 'pollers_ratio': 0.9,
+           'frozen_list_p90_ratio': 3}
 
 
 class Upload:
@@ -185,6 +195,61 @@ def run(args):
     return size, rates, cpu, polled
 
 
+def run_frozen(args):
+    """The image list and the endpoint with memcached frozen, on glance's
+    own uWSGI settings (tests/e2e/test_glance_uwsgi.py's scenario)."""
+    from tests.e2e.helpers import frozen_memcached_load
+    with tempfile.TemporaryDirectory(prefix='gps-bench-frozen-',
+                                     dir=args.workdir) as workdir:
+        with testbed.LocalStack(workdir) as local:
+            api = local.add_glance(
+                'glance', uwsgi='glance', progress_filter=True,
+                extra_conf={'upload_progress': {
+                    'memcached_socket_timeout': args.socket_timeout}})
+            client = api.client()
+            image_id = client.images.create(
+                name='bench', disk_format='raw',
+                container_format='bare')['id']
+            _say('glance-api with glance\'s uWSGI settings up; %d pollers '
+                 'for %.0f s with memcached frozen ...'
+                 % (args.pollers, args.seconds))
+            return frozen_memcached_load(
+                api, local.memcached, image_id, api.headers(),
+                pollers=args.pollers, seconds=args.seconds)
+
+
+def report_frozen(baseline, loaded, answers, args):
+    def p(values, fraction):
+        return percentile(values, fraction) if values else float('nan')
+    seconds = [s for s, _, _ in answers]
+    waited = [s for s in seconds if s >= args.socket_timeout]
+    statuses = sorted({status for _, status, _ in answers})
+    retry = sorted({r for _, _, r in answers if r})
+    print('\n| GET /v2/images, glance\'s uWSGI settings | p50 s | p90 s '
+          '| requests |')
+    print('|---|---:|---:|---:|')
+    print('| no pollers | %.3f | %.3f | %d |' % (
+        p(baseline, 0.5), p(baseline, 0.9), len(baseline)))
+    print('| %d pollers, memcached frozen | %.3f | %.3f | %d |' % (
+        args.pollers, p(loaded, 0.5), p(loaded, 0.9), len(loaded)))
+    print('\nprogress answers: %d in %.0f s, statuses %s, Retry-After %s; '
+          'p50 %.3f s, p90 %.3f s, max %.3f s; %d waited >= the socket '
+          'timeout (%.1f s)' % (
+              len(answers), args.seconds, statuses, retry or 'none',
+              p(seconds, 0.5), p(seconds, 0.9), max(seconds, default=0),
+              len(waited), args.socket_timeout))
+    missed = []
+    ratio = p(loaded, 0.9) / p(baseline, 0.9)
+    if ratio > TARGETS['frozen_list_p90_ratio']:
+        missed.append('image list p90 with pollers %.1f x without (target '
+                      '<= %.0f)' % (ratio, TARGETS['frozen_list_p90_ratio']))
+    if len(waited) > len(answers) / 10:
+        missed.append('%d of %d progress answers waited for the socket '
+                      'timeout (target: the probes only)'
+                      % (len(waited), len(answers)))
+    return missed
+
+
 def _glance_cpu(api):
     """CPU seconds used so far by a glance-api's uWSGI processes."""
     return sum(procs.cpu_seconds(pid)
@@ -250,7 +315,21 @@ def main(argv=None):
                         help='uWSGI processes of each glance-api (default 4)')
     parser.add_argument('--workdir', default=None,
                         help='where the cluster and the source file live')
+    parser.add_argument('--frozen', action='store_true',
+                        help='instead: the image list and the endpoint '
+                        'with memcached frozen, on glance\'s own uWSGI '
+                        'settings (use --pollers 6)')
+    parser.add_argument('--seconds', type=float, default=20.0,
+                        help='--frozen: how long the pollers run')
+    parser.add_argument('--socket-timeout', type=float, default=1.0,
+                        help='--frozen: [upload_progress] '
+                        'memcached_socket_timeout (default 1, as shipped)')
     args = parser.parse_args(argv)
+    if args.frozen:
+        print('machine: %d cores; memcached frozen, %d pollers, %.0f s'
+              % (os.cpu_count(), args.pollers, args.seconds),
+              file=sys.stderr)
+        return conclude(report_frozen(*run_frozen(args), args))
     print('machine: %d cores; %s, %d runs, %d pollers, %d glance-api '
           'workers' % (os.cpu_count(), args.size, args.runs, args.pollers,
                        args.workers), file=sys.stderr)
