@@ -176,7 +176,8 @@ def test_install_guide_commands():
     blocks = docs.code_blocks(docs.INSTALL)
     assert set(blocks) == {'install-packages', 'install-venv',
                            'install-wheel', 'install-bindings',
-                           'install-check'}
+                           'install-check', 'install-operator',
+                           'install-laptop'}
     version = metadata.version('glance_progress_store')
     assert ('glance_progress_store-%s-py3-none-any.whl' % version
             in blocks['install-wheel'])

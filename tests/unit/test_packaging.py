@@ -29,11 +29,12 @@ import zipfile
 
 from packaging import requirements
 from packaging import utils
+from packaging import version
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NAME = 'glance_progress_store-0.1.0'
-IGNORE = shutil.ignore_patterns('.git', '.venv', '.tox', 'build', 'dist',
+IGNORE = shutil.ignore_patterns('.git', '.venv*', '.tox', 'build', 'dist',
                                 '*.egg-info', '__pycache__', '.pytest_cache')
 ENTRY_POINTS = {
     'glance_store.drivers': {
@@ -84,6 +85,14 @@ def _requirements(texts):
                   for r in parsed)
 
 
+def _extras_declared():
+    """{extra: [requirement, ...]} as setup.cfg declares them."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / 'setup.cfg')
+    section = cfg['options.extras_require']
+    return {extra: section[extra].split() for extra in section}
+
+
 def _metadata(text):
     return email.parser.Parser().parsestr(text)
 
@@ -105,8 +114,52 @@ def test_metadata(built):
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / 'setup.cfg')
     wanted = cfg['options']['install_requires'].split()
-    assert _requirements(meta.get_all('Requires-Dist')) == _requirements(
-        wanted)
+    declared = [requirements.Requirement(text)
+                for text in meta.get_all('Requires-Dist')]
+    core = [str(r) for r in declared if r.marker is None]
+    assert _requirements(core) == _requirements(wanted)
+
+
+# The extras are a contract: the install guide's commands name them.
+EXTRAS = {'store', 'exporter', 'osc', 'dashboard'}
+
+
+def test_each_audience_has_its_extra(built):
+    _, wheel = built
+    meta = _metadata(_dist_info(wheel, 'METADATA'))
+    assert set(meta.get_all('Provides-Extra')) == EXTRAS
+    declared = [requirements.Requirement(text)
+                for text in meta.get_all('Requires-Dist')]
+    for extra, wanted in _extras_declared().items():
+        found = [r for r in declared if r.marker is not None
+                 and r.marker.evaluate({'extra': extra})]
+        assert _requirements(str(r).split(';')[0] for r in found) == (
+            _requirements(wanted)), extra
+
+
+def test_the_core_is_only_what_the_read_commands_need():
+    """glance_store, WebOb, prometheus_client and the OpenStackClient
+    libraries are each in an extra, never in every host's core."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / 'setup.cfg')
+    core = {name for name, _ in _requirements(
+        cfg['options']['install_requires'].split())}
+    assert core == {'python-memcached', 'oslo-config', 'tqdm'}
+    where = {utils.canonicalize_name(requirements.Requirement(r).name): e
+             for e, texts in _extras_declared().items() if e != 'dashboard'
+             for r in texts if not r.startswith('keystoneauth1')}
+    assert where['glance-store'] == where['webob'] == 'store'
+    assert where['prometheus-client'] == 'exporter'
+    assert where['osc-lib'] == where['cliff'] == 'osc'
+
+
+def test_the_install_guide_names_every_extra_and_its_requirements():
+    guide = (ROOT / 'doc' / 'source' / 'install' / 'index.rst').read_text()
+    for extra, texts in _extras_declared().items():
+        assert '[%s]' % extra in guide, extra
+        for text in texts:
+            name = requirements.Requirement(text).name
+            assert '``%s``' % name in guide, (extra, name)
 
 
 def test_python_requires_once_and_no_pbr_keys():
@@ -167,3 +220,33 @@ def test_entry_points(built):
     parser.read_string(_dist_info(wheel, 'entry_points.txt'))
     found = {section: dict(parser[section]) for section in parser.sections()}
     assert found == ENTRY_POINTS
+
+
+def _pins(path):
+    """{name: Requirement} of a requirements or constraints file, the
+    lines for this Python only."""
+    found = {}
+    for line in (ROOT / path).read_text().splitlines():
+        line = line.split('#')[0].strip()
+        if line and not line.startswith('-'):
+            requirement = requirements.Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate():
+                found[utils.canonicalize_name(requirement.name)] = requirement
+    return found
+
+
+def test_the_oldest_glance_tested_is_the_demos_floor():
+    """demo-requirements.txt allows glance from the release that
+    tools/glance-oldest runs end to end, and no older one."""
+    allowed = _pins('demo-requirements.txt')['glance'].specifier
+    (pin,) = _pins('tools/glance-oldest-constraints.txt')['glance'].specifier
+    oldest = version.Version(pin.version)
+    assert pin.operator == '===' and oldest in allowed
+    assert version.Version('%d.9999' % (oldest.major - 1)) not in allowed
+    # and the glance_store its release ships is in the store extra's range
+    store = _pins('tools/glance-oldest-constraints.txt')['glance-store']
+    (floor,) = [requirements.Requirement(text).specifier
+                for text in _extras_declared()['store']
+                if text.startswith('glance_store')]
+    assert all(floor.contains(spec.version)
+               for spec in store.specifier), store

@@ -204,14 +204,15 @@ class Horizon(procs.Service):
             self._pip("horizon==%s" % VERSION)
             with open(stamp, "w") as f:
                 f.write(wanted)
-        # this package: README's `pip install`, editable from the checkout
+        # this package with its dashboard extra (install/horizon.rst's
+        # `pip install`), editable from the checkout
         # (again when another checkout or new requirements)
         mark = os.path.join(self.venv, "testbed.plugin")
         wanted = "%s %s" % (ROOT, self._setup_hash())
         if _read(mark) != wanted:
             self._say("installing glance_progress_store (editable) into "
                       "Horizon's venv ...")
-            self._pip("-e", ROOT)
+            self._pip("-e", ROOT + "[dashboard]")
             with open(mark, "w") as f:
                 f.write(wanted)
         # README: copy the enabled file into openstack_dashboard/local/enabled
