@@ -487,4 +487,3 @@ def frozen_memcached_load(api, memcached, image_id, headers, pollers=6,
     finally:
         memcached.resume()
     return baseline, loaded, answers
-
