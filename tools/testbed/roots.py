@@ -397,6 +397,8 @@ E2E_SUBSET = (
     "tests/e2e/test_exporter.py::test_prometheus_scrapes_an_upload_in_flight",
     "tests/e2e/test_exporter.py::test_a_failed_upload_is_counted_once",
     "tests/e2e/test_ceph_bindings.py",
+    "tests/e2e/test_horizon.py",
+    "tests/e2e/test_horizon_js.py",
 )
 
 
@@ -417,8 +419,9 @@ def run_in_root(suite, argv, binds=()):
 
 
 def leg(suite, pytest_args=()):
-    """The suite's CI leg: unit + functional + the e2e subset, inside the
-    root; returns pytest's exit code (5, no test ran, made 1)."""
+    """The suite's CI leg: unit + functional + the e2e subset (Horizon's
+    tests included), inside the root; returns pytest's exit code (5, no
+    test ran, made 1)."""
     started = time.monotonic()
     root_started = time.monotonic()
     ensure_root(suite)
