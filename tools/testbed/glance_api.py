@@ -59,7 +59,7 @@ CHUNKED_INPUT_LIMIT = 16 * 2**20
 SOCKET_TIMEOUT = 60
 
 # glance's own uWSGI settings, key by key: httpd/glance-api-uwsgi.ini of
-# glance 33 (30 and 31 name a wsgi-file instead of the module). The test
+# glance 33 (31 names a wsgi-file instead of the module). The test
 # bed changes only the address (http-socket, on loopback) and, for
 # Debian's uWSGI, the plugin (see _system_uwsgi_python); pyuwsgi has
 # Python built in and only logs that it cannot load "python".
