@@ -16,7 +16,10 @@ The folders say where code runs (see the package docstring); this test
 keeps them honest: the read side and the glance-progress read commands
 run on a bastion host without glance_store, Ceph's bindings, WebOb or
 prometheus_client, and ``openstack image progress`` on a laptop without
-python-memcached, glance_store or Ceph's bindings.
+python-memcached, glance_store or Ceph's bindings. Every library a
+module imports is declared by the package's core or by the extra of the
+host the module runs on (setup.cfg); tests/functional/test_extras.py
+installs each extra alone.
 """
 
 import ast
@@ -213,3 +216,68 @@ def test_the_openstackclient_plugin_runs_on_a_laptop_without_memcached():
         'last, code = wait.until_final(Client(), "i", out)\n'
         'print(code, out.getvalue().split()[2])')
     assert done.stdout.split() == ['0', 'stored'], done.stderr
+
+
+# -- each layer's libraries, and the extra that declares them (setup.cfg) --
+
+# The extra a layer's host installs, beside the core (None: the core).
+EXTRA_OF = {'contract': None, 'read': None, 'cmd': None, 'ops': None,
+            'upload': 'store', 'filter': 'store', 'osc': 'osc',
+            'dashboard': 'dashboard'}
+# Modules that need another audience's extra, said where they run: the
+# exporter (prometheus_client), orphans (Ceph, through glance_store's RBD
+# driver: a glance-api node's), the sample config's generator (glance's
+# RBD options).
+EXTRA_OF_MODULE = {'cmd/exporter/metrics.py': 'exporter',
+                   'cmd/exporter/server.py': 'exporter',
+                   'ops/orphans.py': 'store', 'options.py': 'store'}
+# Not on PyPI, or the host's own: Ceph's bindings come from the
+# distribution; uwsgi exists only inside the uWSGI server that runs
+# glance-api; Horizon brings Django, itself and requests.
+NOT_DECLARED = {'rados', 'rbd', 'uwsgi', 'django', 'openstack_dashboard',
+                'requests'}
+
+
+def _declared():
+    """{extra or None: {distribution, ...}} as setup.cfg declares them."""
+    import configparser
+    from packaging import requirements
+    from packaging import utils
+    cfg = configparser.ConfigParser()
+    cfg.read(PACKAGE.parent / 'setup.cfg')
+
+    def names(text):
+        return {utils.canonicalize_name(requirements.Requirement(r).name)
+                for r in text.split()}
+    declared = {None: names(cfg['options']['install_requires'])}
+    for extra, text in cfg['options.extras_require'].items():
+        declared[extra] = names(text)
+    return declared
+
+
+def _distribution(module):
+    from importlib import metadata
+    from packaging import utils
+    found = metadata.packages_distributions().get(module)
+    assert found, 'no installed distribution provides %s' % module
+    return utils.canonicalize_name(found[0])
+
+
+@pytest.mark.parametrize('relative, layer', list(_modules()),
+                         ids=lambda v: str(v))
+def test_every_library_a_module_imports_is_in_its_hosts_extra(
+        relative, layer):
+    """What a module imports (at the top or lazily) is declared by the
+    core or by the extra of the host it runs on."""
+    extra = EXTRA_OF_MODULE.get(str(relative), EXTRA_OF[layer])
+    declared = _declared()
+    allowed = declared[None] | declared.get(extra, set())
+    tree = ast.parse((PACKAGE / relative).read_text())
+    third_party = {name.split('.')[0]
+                   for name in _imports(tree, top_level_only=False)
+                   if not name.startswith(NAME)} - set(
+        sys.stdlib_module_names) - NOT_DECLARED
+    missing = {module: _distribution(module) for module in third_party
+               if _distribution(module) not in allowed}
+    assert not missing, '%s (%s, extra %s) imports %s' % (
+        relative, layer, extra, missing)
