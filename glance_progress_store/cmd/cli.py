@@ -449,6 +449,11 @@ def _warn(text):
     sys.stderr.write('glance-progress: warning: %s\n' % text)
 
 
+# The libraries a sub-command imports when it runs, and the package's
+# extra (setup.cfg) that brings each: the core has neither.
+_EXTRA_OF = {'prometheus_client': 'exporter', 'glance_store': 'store'}
+
+
 def main(argv=None):
     """Entry point of ``glance-progress``; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -456,6 +461,15 @@ def main(argv=None):
         return args.func(args)
     except (sources.ConfigError, orphans.BindingsMissing) as e:
         sys.stderr.write('glance-progress: error: %s\n' % e)
+        return states.EXIT_USAGE
+    except ModuleNotFoundError as e:
+        extra = _EXTRA_OF.get((e.name or '').split('.')[0])
+        if extra is None:
+            raise
+        sys.stderr.write(
+            'glance-progress: error: %s needs %s, which is not installed '
+            'here: install glance_progress_store[%s]\n'
+            % (args.command, e.name.split('.')[0], extra))
         return states.EXIT_USAGE
     except KeyboardInterrupt:
         return states.EXIT_INTERRUPTED

@@ -214,6 +214,11 @@ def test_core_reads_memcached_and_nothing_else(venvs, tmp_path, addr,
     assert listed.returncode == 0, listed.stderr
     assert [json.loads(line)['image_id']
             for line in listed.stdout.splitlines()] == [image]
+    # the exporter is its extra's: said so, no traceback
+    done = _run([venv / 'bin' / 'glance-progress', 'exporter', '--listen',
+                 '127.0.0.1:0', *where])
+    assert done.returncode == 64, done.stderr
+    assert 'install glance_progress_store[exporter]' in done.stderr
 
 
 def test_store_extra_loads_the_driver_and_the_filter(venvs):

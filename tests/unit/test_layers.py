@@ -144,7 +144,8 @@ BLOCKED = set(sys.argv[1].split(','))
 class Blocker:
     def find_spec(self, name, path=None, target=None):
         if name.split('.')[0] in BLOCKED:
-            raise ModuleNotFoundError('not installed here: ' + name)
+            raise ModuleNotFoundError('not installed here: ' + name,
+                                      name=name)
 sys.meta_path.insert(0, Blocker())
 del sys.argv[1]
 '''
@@ -187,6 +188,22 @@ def test_read_commands_run_on_a_host_without_glance_store_ceph_or_prometheus(
     assert 'Traceback' not in done.stderr
     if code == 4:
         assert 'refused' in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize('argv, extra', [
+    (['exporter', '--listen', '127.0.0.1:0'], 'exporter'),
+    (['orphans', '--pool', 'images'], 'store'),
+])
+def test_a_command_whose_extra_is_missing_names_it(argv, extra):
+    # an operator's host with the core alone: no traceback, the extra
+    done = run_without(
+        READ_HOST_LACKS,
+        'from glance_progress_store.cmd import cli; '
+        'sys.exit(cli.main(sys.argv[1:]))',
+        *argv, '--servers', '127.0.0.1:1')
+    assert done.returncode == 64, done.stderr
+    assert 'Traceback' not in done.stderr
+    assert "glance_progress_store[%s]" % extra in done.stderr, done.stderr
 
 
 def test_the_read_side_imports_on_a_host_without_them():
