@@ -47,7 +47,7 @@ import testbed  # on sys.path through conftest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 IGNORE = shutil.ignore_patterns('.git', '.venv*', '.tox', 'build', 'dist',
                                 '*.egg-info', '__pycache__', 'node_modules',
-                                '.pytest_cache', 'doc', 'api-ref',
+                                '.pytest_cache', '.testbed', 'doc', 'api-ref',
                                 'releasenotes')
 
 # The import names only one audience's extra brings (setup.cfg); shared
