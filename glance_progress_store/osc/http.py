@@ -38,6 +38,11 @@ class NotFound(exceptions.CommandError):
     """No such image, or not one the caller may see."""
 
 
+class NoProgressEndpoint(exceptions.CommandError):
+    """glance answered without the filter's header: no image has progress
+    there, so a list says it once instead of once per row."""
+
+
 class ProgressClient:
     """glance's image list and image-show, and the progress endpoint."""
 
@@ -102,7 +107,7 @@ class ProgressClient:
                              % urllib.parse.quote(image_id, safe=''),
                              params)
         if records.HEADER not in response.headers:
-            raise exceptions.CommandError(
+            raise NoProgressEndpoint(
                 'glance at %s does not serve upload progress (HTTP %d to '
                 'GET /v2/images/%s/progress): the upload_progress filter of '
                 'glance_progress_store is not enabled in its pipeline'

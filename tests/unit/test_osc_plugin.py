@@ -29,6 +29,8 @@ import threading
 import types
 import uuid
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODULES = ('glance_progress_store.osc.plugin',
            'glance_progress_store.osc.http',
@@ -184,6 +186,19 @@ def test_list_shows_an_error_in_its_row_and_exits_1(caplog):
     assert (row['Name'], row['Image Status'], row['Reason'],
             row['Percent']) == ('name-b', 'saving', error, None)
     assert caplog.messages == ['No upload progress of image b: ' + error]
+
+
+def test_list_without_the_filter_says_so_once():
+    # A glance without upload_progress answers no image's progress: the
+    # list ends with that one error, not a row "unavailable" per image.
+    from glance_progress_store.osc import http
+    from osc_lib import exceptions
+    missing = http.NoProgressEndpoint(
+        'glance at http://glance:9292 does not serve upload progress')
+    client = FakeClient({'a': missing, 'b': missing})
+    with pytest.raises(exceptions.CommandError) as raised:
+        _list(client)
+    assert raised.value is missing
 
 
 def test_find_image_gives_glances_id():

@@ -179,6 +179,8 @@ def _progress(client, image):
     except http.NotFound:
         LOG.debug('image %s went away', image['id'])
         return [], None
+    except http.NoProgressEndpoint:
+        raise  # the whole list's error, said once
     except exceptions.CommandError as e:
         return [{'image_id': image['id'], 'image_status': image.get('status'),
                  'state': UNAVAILABLE, 'reason': str(e)}], str(e)
