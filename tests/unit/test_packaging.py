@@ -235,18 +235,22 @@ def _pins(path):
     return found
 
 
-def test_the_oldest_glance_tested_is_the_demos_floor():
-    """demo-requirements.txt allows glance from the release that
-    tools/glance-oldest runs end to end, and no older one."""
-    allowed = _pins('demo-requirements.txt')['glance'].specifier
-    (pin,) = _pins('tools/glance-oldest-constraints.txt')['glance'].specifier
-    oldest = version.Version(pin.version)
-    assert pin.operator == '===' and oldest in allowed
-    assert version.Version('%d.9999' % (oldest.major - 1)) not in allowed
-    # and the glance_store its release ships is in the store extra's range
-    store = _pins('tools/glance-oldest-constraints.txt')['glance-store']
-    (floor,) = [requirements.Requirement(text).specifier
-                for text in _extras_declared()['store']
-                if text.startswith('glance_store')]
-    assert all(floor.contains(spec.version)
-               for spec in store.specifier), store
+def test_the_oldest_releases_tested_are_the_floors():
+    """tools/glance-oldest runs the oldest glance and glance_store that
+    demo-requirements.txt and the store extra allow, and nothing older
+    is allowed."""
+    oldest = _pins('tools/glance-oldest-requirements.txt')
+    floors = {
+        'glance': _pins('demo-requirements.txt')['glance'].specifier,
+        'glance-store': [requirements.Requirement(text).specifier
+                         for text in _extras_declared()['store']
+                         if text.startswith('glance_store')][0],
+    }
+    assert set(oldest) == set(floors)
+    for name, allowed in floors.items():
+        (pin,) = oldest[name].specifier
+        tested = version.Version(pin.version)
+        assert pin.operator == '==' and tested in allowed, name
+        below = [spec for spec in allowed if spec.operator == '>=']
+        assert [version.Version(spec.version) for spec in below] == [
+            tested], name
