@@ -301,10 +301,17 @@ def test_watch_on_a_terminal_of_unknown_width_prints_lines(addr, image):
 def test_ctrl_c_exits_130_without_a_traceback(addr, image):
     """An operator's Ctrl-C: SIGINT to a watch that would wait a while."""
     publish(addr, image, record(nbytes=1, total=2), final=False)
-    watching = subprocess.Popen(
-        [sys.executable, '-m', 'glance_progress_store.cmd.cli', 'watch', image,
-         '--servers', addr, '--interval', '0.05'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A terminal's Ctrl-C reaches a watch whose SIGINT is not ignored; a
+    # suite started in the background (`tools/run-tests &`, nohup) ignores
+    # it and the watch would inherit that: it is given the default back.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        watching = subprocess.Popen(
+            [sys.executable, '-m', 'glance_progress_store.cmd.cli', 'watch',
+             image, '--servers', addr, '--interval', '0.05'],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     lines = queue.Queue()
     reading = threading.Thread(target=lambda: [
         lines.put(line) for line in iter(watching.stdout.readline, '')],
