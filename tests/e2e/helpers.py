@@ -126,7 +126,10 @@ def check_503_while_frozen(memcached, get_progress):
     finally:
         memcached.resume()
     resumed = time.monotonic()
-    assert response.status_code == 503
+    # helpers.py is not a test module: pytest does not rewrite its asserts
+    assert response.status_code == 503, (
+        response.status_code, dict(response.headers), response.text[:500],
+        elapsed)
     assert response.headers['OpenStack-Upload-Progress'] == '1'
     assert 1 <= int(response.headers['Retry-After']) <= DEAD_RETRY
     error = response.json()['error']
