@@ -109,9 +109,7 @@ def test_an_upload_on_the_endpoint_and_in_horizon_s_column(
     upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
     page.login('alice', keystone)
     page.open('project/images/')
-    headers = until('the Progress column', lambda: (
-        lambda h: 'Progress' in h and h)(page.headers()), 60)
-    assert headers[headers.index('Status') + 1] == 'Progress', headers
+    page.progress_column(timeout=60)
     with upload:
         # the endpoint, from whichever of the 4 processes answers, shows
         # the bytes of the process that stores

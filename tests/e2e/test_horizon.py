@@ -200,6 +200,13 @@ class Page:
             '"hz-resource-table thead tr:nth-child(2) th"), '
             '(th) => th.textContent.trim()).filter((t) => t);')
 
+    def progress_column(self, timeout=30):
+        """Wait for the Progress column (it comes once the plugin has asked
+        glance whether it has the filter); it stands right after Status."""
+        headers = until('the Progress column', lambda: (
+            lambda h: 'Progress' in h and h)(self.headers()), timeout)
+        assert headers[headers.index('Status') + 1] == 'Progress', headers
+
     def row(self, name):
         return self.driver.execute_script(ROW_JS, name)
 
@@ -341,11 +348,7 @@ def test_the_bar_follows_an_upload_until_active(
     upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
     page.login('alice', keystone)
     page.open('project/images/')
-    # the column comes once the plugin has asked glance whether it has the
-    # progress filter
-    headers = until('the Progress column', lambda: (
-        lambda h: 'Progress' in h and h)(page.headers()), 30)
-    assert headers[headers.index('Status') + 1] == 'Progress', headers
+    page.progress_column()
     # queued and no record: nothing in the cell
     row = until('the new image', lambda: page.row(image['name']), 30)
     assert row['progress'] in (None, '')
@@ -477,9 +480,7 @@ def test_another_project_gets_404_and_the_admin_sees_the_upload(
         assert body['progress']['image_id'] == image['id']
         assert body['progress']['state'] in ('uploading', 'finalizing')
         page.open('admin/images/')
-        headers = until('the Progress column', lambda: (
-            lambda h: 'Progress' in h and h)(page.headers()), 30)
-        assert headers[headers.index('Status') + 1] == 'Progress'
+        page.progress_column()
         first = until('the bar in Admin', lambda: (
             page.row(image['name']) or {}).get('valuenow') and
             page.row(image['name']), 90)
