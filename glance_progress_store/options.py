@@ -256,6 +256,38 @@ Possible values:
 Related options:
     * rbd_store_chunk_size: the memory of an upload grows with both
     * rados_connect_timeout: bounds every write in flight
+    * progress_rbd_process_in_flight_mib: the writes beyond each
+      upload's first share it with the process's other uploads
+
+"""),
+    cfg.IntOpt('progress_rbd_process_in_flight_mib',
+               default=256,
+               min=0,
+               help="""
+Megabytes of writes in flight that all uploads of one process share.
+
+Each upload always keeps one write in flight, as the stock RBD store
+holds one chunk. The writes it keeps beyond that (up to
+``progress_rbd_writes_in_flight``) come from this budget, which the
+uploads running in the same glance-api process (uWSGI threads, or
+eventlet) share in equal parts: one upload alone gets all of it, so it
+keeps its full speed; sixteen at once get a sixteenth each, so that the
+memory of a process stays bounded whatever the number of uploads, and
+none of them starves. Each progress_rbd backend of a process has its
+own budget of this size.
+
+A write's buffer is held twice (by Python and by librbd), so the
+budget's share of a process's memory is about twice this.
+
+Possible values:
+    * 0: every upload keeps one write in flight (and still overlaps
+      hashing with it)
+    * A positive number of megabytes; less than one chunk
+      (``rbd_store_chunk_size``) has the effect of 0
+
+Related options:
+    * progress_rbd_writes_in_flight: the most one upload keeps
+    * rbd_store_chunk_size: the size of each write
 
 """),
 ]

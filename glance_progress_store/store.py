@@ -30,6 +30,7 @@ from glance_store import exceptions
 
 from glance_progress_store import options
 from glance_progress_store import records
+from glance_progress_store.upload import budget
 from glance_progress_store.upload import config
 from glance_progress_store.upload import pipeline
 from glance_progress_store.upload import progress
@@ -129,12 +130,16 @@ class Store(rbd_driver.Store):
                                       created=False)
 
                 upload.start()
+                process_budget = budget.for_store(
+                    self.backend_group or SCHEME,
+                    self.progress_config.process_in_flight)
                 try:
-                    with rbd.Image(ioctx, image_name) as image:
+                    with rbd.Image(ioctx, image_name) as image, \
+                            process_budget.share() as share:
                         writer = pipeline.ImageWriter(
                             image, image_size, self.WRITE_CHUNKSIZE,
                             self.progress_config.writes_in_flight,
-                            self.thin_provisioning, upload)
+                            self.thin_provisioning, upload, share)
                         size = writer.write(image_file, checksum, multihash,
                                             verifier)
                         upload.finalizing()

@@ -20,6 +20,7 @@ publisher that cannot connect.
 
 from glance_store import exceptions
 from oslo_config import cfg
+from oslo_utils import units
 
 from glance_progress_store import _memcache
 from glance_progress_store import options
@@ -42,6 +43,8 @@ class ProgressConfig:
         self.socket_timeout = values['progress_socket_timeout']
         self.min_interval = values['progress_min_interval']
         self.writes_in_flight = values['progress_rbd_writes_in_flight']
+        self.process_in_flight = (
+            values['progress_rbd_process_in_flight_mib'] * units.Mi)
         self.discovery = values['progress_discovery']
         self.index_ttl = values['progress_index_ttl']
         self.index_retention = values['progress_index_retention']

@@ -89,13 +89,17 @@ class ImageWriter:
     """Writes one upload's data into an open, freshly created RBD image."""
 
     def __init__(self, image, image_size, chunk_size, writes_in_flight,
-                 thin_provisioning, progress):
+                 thin_provisioning, progress, share=None):
         self._image = image
         self._expected = image_size
         self._chunk_size = chunk_size
         self._max_in_flight = writes_in_flight
         self._thin = thin_provisioning
         self._progress = progress
+        # The upload's part of its process's budget (budget.Share) for the
+        # writes beyond the first; None: up to writes_in_flight freely.
+        self._share = share
+        # (completion, offset, chunk, bytes taken from the share)
         self._in_flight = collections.deque()
         self._capacity = image_size
         self._resize_step = chunk_size
@@ -159,13 +163,28 @@ class ImageWriter:
                     self._expected, end))
         if end > self._capacity:
             self._grow(end)
-        while len(self._in_flight) >= self._max_in_flight:
-            self._reap_oldest()
+        taken = self._make_room(len(chunk))
         if self._thin and _is_zero(chunk):
             completion = None  # a hole reads back as zeros
         else:
             completion = self._image.aio_write(chunk, offset, _noop_callback)
-        self._in_flight.append((completion, offset, chunk))
+        self._in_flight.append((completion, offset, chunk, taken))
+
+    def _make_room(self, nbytes):
+        """Wait until one more write may go; returns what it takes.
+
+        The upload's first write in flight is free (the stock driver
+        holds one chunk too); the others need room in the share.
+        """
+        while True:
+            if not self._in_flight:
+                return 0
+            if len(self._in_flight) < self._max_in_flight:
+                if self._share is None:
+                    return 0
+                if self._share.try_take(nbytes):
+                    return nbytes
+            self._reap_oldest()
 
     def _grow(self, needed):
         # Writes past the end of an image fail, so every write in flight
@@ -195,13 +214,19 @@ class ImageWriter:
             raise VerifierFailed(e) from e
 
     def _reap_oldest(self):
-        completion, offset, chunk = self._in_flight.popleft()
+        completion, offset, chunk, taken = self._in_flight.popleft()
         if completion is not None:
             completion.wait_for_complete_and_cb()
+        self._give_back(taken)
+        if completion is not None:
             result = completion.get_return_value()
             if result < 0:
                 raise WriteFailed(-result, offset, len(chunk))
         self._progress.advance(len(chunk))
+
+    def _give_back(self, taken):
+        if taken:
+            self._share.give_back(taken)
 
     def _reap(self, block):
         while self._in_flight:
@@ -215,6 +240,7 @@ class ImageWriter:
         # The image is about to be removed: let librbd finish with the
         # buffers it holds, whatever the writes' results.
         while self._in_flight:
-            completion = self._in_flight.popleft()[0]
+            completion, _, _, taken = self._in_flight.popleft()
             if completion is not None:
                 completion.wait_for_complete_and_cb()
+            self._give_back(taken)

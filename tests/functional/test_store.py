@@ -21,6 +21,7 @@ import pytest
 from glance_store import exceptions
 
 from tests import helpers
+from tests.helpers import CHUNK_MIB
 from tests.helpers import MiB
 
 
@@ -172,6 +173,45 @@ def test_concurrent_unknown_size_uploads_one_process(single_store, ceph,
         helpers.check_stored(ceph, results[i], i, data)
         record = helpers.wait_record(reader, i)
         assert (record.state, record.bytes) == ('stored', len(data))
+
+
+def test_concurrent_uploads_share_the_process_budget(single_store, ceph,
+                                                     reader, cleanup):
+    """Eight uploads, room for four writes beyond their first: all are
+    stored, the bytes in flight beyond each upload's first never exceed
+    the budget, and all of it is given back."""
+    from glance_progress_store.upload import budget
+    store = single_store(progress_rbd_writes_in_flight=8,
+                         progress_rbd_process_in_flight_mib=4 * CHUNK_MIB)
+    process = budget.for_store('progress_rbd', 4 * CHUNK_MIB * MiB)
+    process.peak = 0
+    ids = [str(uuid.uuid4()) for _ in range(8)]
+    cleanup.extend(ids)
+    sources = {i: helpers.payload(12 * CHUNK_MIB * MiB + n, seed=n)
+               for n, i in enumerate(ids)}
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = {i: pool.submit(helpers.add_single, store, i,
+                                  helpers.SlowReader(d, pause=0.001),
+                                  len(d))
+                   for i, d in sources.items()}
+        results = {i: f.result() for i, f in futures.items()}
+    for i, data in sources.items():
+        helpers.check_stored(ceph, results[i], i, data)
+        assert helpers.wait_record(reader, i).state == 'stored'
+    assert 0 < process.peak <= process.capacity
+    assert (process.used, process.uploads) == (0, 0)
+
+
+def test_a_failed_upload_gives_its_budget_back(single_store, ceph,
+                                               image_id):
+    from glance_progress_store.upload import budget
+    store = single_store(progress_rbd_writes_in_flight=8)
+    with pytest.raises(exceptions.Invalid):
+        helpers.add_single(store, image_id, helpers.SlowReader(
+            helpers.payload(9 * CHUNK_MIB * MiB)), 8 * CHUNK_MIB * MiB)
+    process = budget.for_store('progress_rbd', 256 * MiB)  # the default
+    assert (process.used, process.uploads) == (0, 0)
+    assert image_id not in ceph.images(helpers.POOL)
 
 
 # --- failures -------------------------------------------------------------
