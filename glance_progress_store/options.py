@@ -31,9 +31,10 @@ Publish upload progress to memcached.
 When enabled, every upload into this backend publishes how many bytes
 have been stored so far, the expected size and the upload state to the
 memcached servers set in ``progress_memcached_servers``. Disabling it
-makes the store publish nothing; it still stores like this driver (the
-pipelined writes of ``progress_rbd_writes_in_flight``), with the stock
-RBD store's locations and checksums.
+makes the store publish nothing to memcached (notifications have their
+own switch, ``progress_notifications``); it still stores like this
+driver (the pipelined writes of ``progress_rbd_writes_in_flight``),
+with the stock RBD store's locations and checksums.
 
 Possible values:
     * True
@@ -292,7 +293,113 @@ Related options:
 """),
 ]
 
-OPTIONS = PROGRESS_OPTS + DISCOVERY_OPTS + PIPELINE_OPTS
+NOTIFICATION_OPTS = [
+    cfg.BoolOpt('progress_notifications',
+                default=True,
+                help="""
+Send upload notifications on glance-api's own notification bus.
+
+Each upload into this backend sends ``image.upload.progress`` events
+while it runs, and ``image.upload.stored``, ``image.upload.failed``,
+``image.upload.stalled`` and ``image.upload.resumed`` when it reaches
+those states, with glance-api's own ``[oslo_messaging_notifications]``
+settings (driver, transport_url, topics, retry) and its
+``default_publisher_id``; ``disabled_notifications`` is honoured as
+glance honours it. Nothing else to configure: with glance's default
+driver (noop, no notifications at all), nothing is sent and nothing
+runs. The events are sent by a background thread of each glance-api
+process: a slow, frozen or stopped message broker never slows or fails
+an upload. Independent of ``progress_enabled`` (memcached).
+
+Possible values:
+    * True: send them when glance-api sends notifications
+    * False: never send them
+
+Related options:
+    * progress_notification_interval
+    * progress_notification_percent_step
+    * progress_notification_stall_after
+    * ``[oslo_messaging_notifications]`` driver, transport_url, topics,
+      retry, and ``[DEFAULT]`` default_publisher_id and
+      disabled_notifications: glance-api's own settings, used as they are
+
+"""),
+    cfg.FloatOpt('progress_notification_interval',
+                 default=60.0,
+                 min=1.0,
+                 help="""
+Minimum time, in seconds, between two progress events of one upload.
+
+An upload sends an ``image.upload.progress`` event when it starts, then
+at most one per this many seconds (only if bytes were stored since the
+last one), plus one each time it crosses a
+``progress_notification_percent_step``. Cinder sends its
+``backup.createprogress`` on a 120 s timer; 60 s matches the readers'
+stall setting (``--stall-after``, 60 s): a consumer that sees no event
+for a minute knows the upload is slow or stalled, and a 20 GB upload
+at 50 MB/s sends about 17 events in all. Every event is a message on the
+broker and, with Ceilometer, a stored event: lower it only for small
+clouds.
+
+Possible values:
+    * A number of seconds, at least 1
+
+Related options:
+    * progress_notification_percent_step
+    * progress_notifications
+
+"""),
+    cfg.FloatOpt('progress_notification_percent_step',
+                 default=10.0,
+                 min=0.0,
+                 max=100.0,
+                 help="""
+Also send a progress event each time an upload crosses this percentage.
+
+With 10 (the default), an upload of known size sends an event at 10 %,
+20 %, ... 90 % of its size, whatever its speed, as Cinder's backups
+notify every few chunks: at most 10 events for a fast upload, which
+the time step alone would leave with only its first and final events.
+Uploads of unknown size (chunked transfers) send time-stepped events
+only.
+
+Possible values:
+    * 0: no percentage steps, the time step only
+    * A percentage above 0, at most 100
+
+Related options:
+    * progress_notification_interval
+    * progress_notifications
+
+"""),
+    cfg.FloatOpt('progress_notification_stall_after',
+                 default=60.0,
+                 min=0.0,
+                 help="""
+Seconds without stored bytes after which an upload is reported stalled.
+
+When Ceph has acknowledged no bytes of an upload for this long (the
+client stopped sending, or Ceph stopped taking writes), an
+``image.upload.stalled`` event is sent once, and an
+``image.upload.resumed`` event when bytes are stored again. The
+background sender's timer detects it, so a stall is reported while the
+upload itself waits. 60 s, the readers' ``stall_after``, reports the
+same uploads stalled as ``glance-progress`` and the progress endpoint.
+
+Possible values:
+    * 0: no stall events
+    * A positive number of seconds
+
+Related options:
+    * ``[upload_progress]`` stall_after: the same judgement for readers
+    * rados_connect_timeout: a Ceph that stopped answering fails the
+      upload after about 5.3 times it (``image.upload.failed``,
+      ``storage_timeout``)
+
+"""),
+]
+
+OPTIONS = PROGRESS_OPTS + DISCOVERY_OPTS + PIPELINE_OPTS + NOTIFICATION_OPTS
 
 # The glance-api paste filter (glance_progress_store.middleware) reads the
 # memcached servers and prefix of the stores above; these are its own.

@@ -116,7 +116,7 @@ class Store(rbd_driver.Store):
                           image_name, order, image_size)
                 upload = progress.UploadProgress(
                     self.progress_config, image_id, self.backend_group,
-                    image_size)
+                    image_size, context=context, conf=self.conf)
                 try:
                     loc = self._create_image(fsid, conn, ioctx, image_name,
                                              image_size, order)

@@ -48,6 +48,12 @@ class ProgressConfig:
         self.discovery = values['progress_discovery']
         self.index_ttl = values['progress_index_ttl']
         self.index_retention = values['progress_index_retention']
+        self.notifications = values['progress_notifications']
+        self.notification_interval = values['progress_notification_interval']
+        self.notification_percent_step = (
+            values['progress_notification_percent_step'])
+        self.notification_stall_after = (
+            values['progress_notification_stall_after'])
         self.servers = ()
         if self.enabled:
             try:

@@ -15,19 +15,28 @@
 An :class:`UploadProgress` lives in one ``add()`` call, never on the
 shared Store; it hands each new state to the process's
 :class:`~glance_progress_store.upload.publisher.Publisher`, which sends it
-in the background, so publishing never slows the upload down.
+in the background, so publishing never slows the upload down. Its events
+for glance's notification bus go the same way, to the process's
+:class:`~glance_progress_store.upload.notifier.Sender`.
 """
 
+import logging
 import time
 
 from glance_progress_store import records
+from glance_progress_store.upload import notifier
 from glance_progress_store.upload import publisher
+
+LOG = logging.getLogger(__name__)
 
 
 class UploadProgress:
     """The progress of one upload; lives in the add() call, never on self."""
 
-    def __init__(self, config, image_id, backend, total):
+    def __init__(self, config, image_id, backend, total, context=None,
+                 conf=None):
+        """``context`` is add()'s request context, ``conf`` glance's
+        CONF (the store's): without it, no notifications."""
         self.bytes = 0
         self.total = total or None
         self._image_id = str(image_id)
@@ -46,6 +55,8 @@ class UploadProgress:
             self._keys = keys
             self._upload = publisher.UploadKey(config.key_prefix,
                                                self._image_id, backend)
+        self._events = notifier.for_upload(conf, config, image_id, backend,
+                                           total, context)
 
     def start(self):
         """Publish the first record, once the RBD image exists.
@@ -54,10 +65,13 @@ class UploadProgress:
         leave the existing image's record untouched.
         """
         self._publish(records.UPLOADING)
+        self._notify('start')
 
     def advance(self, nbytes):
         """Count bytes that Ceph has acknowledged."""
         self.bytes += nbytes
+        if self._events is not None:
+            self._notify('advance', self.bytes)
         if (self._publisher is not None and
                 time.monotonic() - self._last_published >=
                 self._config.min_interval):
@@ -69,9 +83,22 @@ class UploadProgress:
     def stored(self, size):
         self.bytes = self.total = size
         self._publish(records.STORED, final=True)
+        self._notify('stored', size)
 
     def failed(self, reason):
         self._publish(records.FAILED, reason=reason, final=True)
+        self._notify('failed', reason)
+
+    def _notify(self, what, *args):
+        """Queue this upload's event; never an error into the upload."""
+        if self._events is None:
+            return
+        try:
+            getattr(self._events, what)(*args)
+        except Exception:
+            LOG.warning('Upload notifications of image %s stop here',
+                        self._image_id, exc_info=True)
+            self._events = None
 
     def _publish(self, state, reason=None, final=False):
         if self._publisher is None:
