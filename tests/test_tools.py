@@ -108,14 +108,15 @@ def test_a_stack_that_fails_half_way_stops_what_it_started(tmp_path):
 
 def test_the_demo_installs_only_its_own_packages():
     """tools/demo installs Ceph and memcached; the tests' extra packages
-    (PHP's memcached client, Prometheus, Chromium: about a GiB) come
-    with tools/run-tests only."""
+    (PHP's memcached client, Prometheus, Chromium: about a GiB; and
+    RabbitMQ) come with tools/run-tests only."""
     demo = set(testbed.packages.SETS['demo'])
     tests = set(testbed.packages.SETS['tests'])
     assert demo == set(testbed.packages.CEPH_PACKAGES) | {'memcached'}
     assert demo < tests
     assert tests - demo == set(testbed.packages.CLIENT_PACKAGES +
-                               testbed.packages.MONITORING_PACKAGES)
+                               testbed.packages.MONITORING_PACKAGES +
+                               testbed.packages.MESSAGING_PACKAGES)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='apt-get needs root')

@@ -32,11 +32,16 @@ CLIENT_PACKAGES = ("php-cli", "php-memcached")
 # The exporter's tests: a real Prometheus scrapes it, a real browser shows
 # its page (Selenium drives Debian's chromedriver: no browser download).
 MONITORING_PACKAGES = ("prometheus", "chromium", "chromium-driver")
+# The upload notifications' tests: a private RabbitMQ node (rabbitmq.py).
+# Debian's package would start a system node on 5672: POLICY_RC_D keeps
+# it from starting, and the test bed never uses it.
+MESSAGING_PACKAGES = ("rabbitmq-server",)
 # What the demo runs (Ceph, memcached; glance comes from PyPI), and on
 # top of it what only the tests use: the demo installs the first set,
 # tools/run-tests both.
 DEMO_PACKAGES = CEPH_PACKAGES + ("memcached",)
-PACKAGES = DEMO_PACKAGES + CLIENT_PACKAGES + MONITORING_PACKAGES
+PACKAGES = (DEMO_PACKAGES + CLIENT_PACKAGES + MONITORING_PACKAGES +
+            MESSAGING_PACKAGES)
 SETS = {"demo": DEMO_PACKAGES, "tests": PACKAGES}
 # Daemons are started by the test bed on loopback, never as the system's
 # services (Debian's prometheus would listen on every interface): while
