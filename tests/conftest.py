@@ -64,6 +64,23 @@ def memcached():
         yield server
 
 
+@pytest.fixture(scope='session')
+def rabbitmq(workdir):
+    """A private RabbitMQ node (testbed.RabbitMQ), once per session: about
+    10 s to start."""
+    with testbed.RabbitMQ(os.path.join(workdir, 'rabbitmq')) as node:
+        yield node
+
+
+@pytest.fixture
+def live_rabbitmq(rabbitmq):
+    """The session's RabbitMQ, running and thawed after the test, whatever
+    the test did to it (stopped, frozen)."""
+    yield rabbitmq
+    rabbitmq.start()  # no-op when it runs
+    rabbitmq.thaw()
+
+
 @pytest.fixture
 def live_memcached(memcached):
     """The session's memcached, brought back up if a test stopped it."""

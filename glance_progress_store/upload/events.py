@@ -52,10 +52,11 @@ PRIORITIES = {PROGRESS: 'info', STORED: 'info', FAILED: 'error',
 
 
 def is_disabled(event_type, disabled_notifications):
-    """glance's rule for ``disabled_notifications``: an event type, or a
-    group it is in (``image``; and ``image.upload``, a group of ours)."""
-    parts = event_type.split('.')
-    names = {'.'.join(parts[:n]) for n in range(1, len(parts) + 1)}
+    """glance's rule for ``disabled_notifications`` (glance.notifier's
+    _is_notification_enabled): the event type itself, or its group, the
+    part before the first dot (``image``). So ``image.upload`` disables
+    glance's own event only, and ``image.upload.progress`` ours."""
+    names = (event_type, event_type.split('.', 1)[0])
     return any(item in names for item in disabled_notifications)
 
 
