@@ -31,7 +31,12 @@ from glance_store import exceptions
 
 LOG = logging.getLogger(__name__)
 
-# Unknown sizes grow the image in doubling steps, at most this much a step.
+# An image of unknown size grows in steps that start at the first and
+# double up to the most. Each step waits for the writes in flight (librbd's
+# resize blocks writes while it runs) and costs a few round trips to the
+# OSD, so steps are few; an RBD image is thin, so growing ahead of the data
+# costs nothing, and the image shrinks to the data's size at the end.
+FIRST_RESIZE_STEP = units.Gi
 MAX_RESIZE_STEP = 8 * units.Gi
 
 
@@ -102,7 +107,7 @@ class ImageWriter:
         # (completion, offset, chunk, bytes taken from the share)
         self._in_flight = collections.deque()
         self._capacity = image_size
-        self._resize_step = chunk_size
+        self._resize_step = 0
 
     def write(self, image_file, checksum, multihash, verifier=None):
         """Stream `image_file` in; returns the number of bytes stored.
@@ -192,7 +197,8 @@ class ImageWriter:
         # whole chunk whatever its size.
         self._reap(block=True)
         while self._capacity < needed:
-            self._resize_step = min(self._resize_step * 2, MAX_RESIZE_STEP)
+            self._resize_step = min(
+                max(self._resize_step * 2, FIRST_RESIZE_STEP), MAX_RESIZE_STEP)
             self._capacity += self._resize_step
         LOG.debug('resizing image to %d KiB', self._capacity // units.Ki)
         self._image.resize(self._capacity)
