@@ -237,19 +237,25 @@ Related options:
 
 PIPELINE_OPTS = [
     cfg.IntOpt('progress_rbd_writes_in_flight',
-               default=4,
+               default=16,
                min=1,
                max=64,
                help="""
-Number of chunk writes kept in flight to Ceph during an upload.
+The most chunk writes one upload keeps in flight to Ceph.
 
-Writes go through librbd's asynchronous API so that Ceph stores one
-chunk while the next ones are read and hashed. Each write in flight
-holds one chunk (``rbd_store_chunk_size`` megabytes) in memory, and
-librbd copies each write's buffer, so an upload holds about
-(2 x this + 2) chunks whatever the image size: 80 MiB with the
-defaults (4 and 8 MiB). 1 writes one chunk at a time, like the stock
-RBD store, and still overlaps hashing with the write.
+Writes go through librbd's asynchronous API so that Ceph stores chunks
+while the next ones are read and hashed. An upload has as many writes
+in flight as Ceph is slower than the reading and hashing: on a cluster
+that acknowledges a write in a few milliseconds one or two, on one that
+takes tens of milliseconds (HDDs, a remote or stretched cluster) up to
+this many, which is what keeps such uploads fast (figures in the
+benchmarks page). Each write in flight holds its chunk
+(``rbd_store_chunk_size`` megabytes) twice, Python's buffer and
+librbd's copy; the writes beyond an upload's first come from the
+process's budget (``progress_rbd_process_in_flight_mib``), so the
+memory of a process stays bounded whatever this is. 1 writes one chunk
+at a time, like the stock RBD store, and still overlaps hashing with
+the write.
 
 Possible values:
     * An integer from 1 to 64
@@ -262,7 +268,7 @@ Related options:
 
 """),
     cfg.IntOpt('progress_rbd_process_in_flight_mib',
-               default=256,
+               default=128,
                min=0,
                help="""
 Megabytes of writes in flight that all uploads of one process share.
@@ -278,7 +284,10 @@ none of them starves. Each progress_rbd backend of a process has its
 own budget of this size.
 
 A write's buffer is held twice (by Python and by librbd), so the
-budget's share of a process's memory is about twice this.
+budget's share of a process's memory is about twice this. The default
+lets one upload keep the default 16 writes of 8 MiB in flight (15 of
+them from the budget: 120 MiB) and keeps a process's uploads within
+about 256 MiB beyond what the stock driver would hold for them.
 
 Possible values:
     * 0: every upload keeps one write in flight (and still overlaps

@@ -209,7 +209,7 @@ def test_a_failed_upload_gives_its_budget_back(single_store, ceph,
     with pytest.raises(exceptions.Invalid):
         helpers.add_single(store, image_id, helpers.SlowReader(
             helpers.payload(9 * CHUNK_MIB * MiB)), 8 * CHUNK_MIB * MiB)
-    process = budget.for_store('progress_rbd', 256 * MiB)  # the default
+    process = budget.for_store('progress_rbd', 128 * MiB)  # the default
     assert (process.used, process.uploads) == (0, 0)
     assert image_id not in ceph.images(helpers.POOL)
 

@@ -35,7 +35,8 @@ def test_defaults(tmp_path):
     values = config.ProgressConfig(_group(tmp_path), 'progress_rbd')
     assert values.servers == ('127.0.0.1:11211',)
     assert (values.ttl, values.key_prefix, values.writes_in_flight) == (
-        86400, '', 4)
+        86400, '', 16)
+    assert values.process_in_flight == 128 * 1024 * 1024
 
 
 @pytest.mark.parametrize('line,option', [
