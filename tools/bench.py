@@ -41,8 +41,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import testbed  # noqa: E402
+import testbed.figures as figures  # noqa: E402
 from testbed.figures import conclude  # noqa: E402
 from testbed.figures import make_source  # noqa: E402
+from testbed import latency  # noqa: E402
 from testbed import procs  # noqa: E402
 from testbed.sizes import human  # noqa: E402
 from testbed.sizes import parse_size  # noqa: E402
@@ -121,16 +123,18 @@ def _cpu_seconds(who):
 
 # -- the benchmark -----------------------------------------------------------
 
-def measure_add(args, ceph, memcached, source, driver, known, progress):
+def measure_add(args, ceph, memcached, source, driver, known, progress,
+                conf=None, in_flight=None):
     image_id = str(uuid.uuid4())
     cmd = [sys.executable, os.path.abspath(__file__), '_one',
            '--driver', driver, '--file', source, '--image-id', image_id,
-           '--ceph-conf', ceph.conf_path, '--memcached', memcached.address,
-           '--progress', progress]
+           '--ceph-conf', conf or ceph.conf_path,
+           '--memcached', memcached.address, '--progress', progress]
     if known:
         cmd.append('--known')
-    if args.in_flight:
-        cmd += ['--in-flight', str(args.in_flight)]
+    in_flight = in_flight or args.in_flight
+    if in_flight:
+        cmd += ['--in-flight', str(in_flight)]
     osd_before = procs.cpu_seconds(ceph.osd_pid)
     try:
         out = subprocess.run(cmd, check=True, capture_output=True,
@@ -141,14 +145,14 @@ def measure_add(args, ceph, memcached, source, driver, known, progress):
     return dict(json.loads(out), osd_cpu=osd)
 
 
-def measure_import(ceph, source):
+def measure_import(ceph, source, conf=None):
     image_id = str(uuid.uuid4())
     osd_before = procs.cpu_seconds(ceph.osd_pid)
     cpu_before = _cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     ceph.rbd('import', '--image-format', '2', '--object-size',
              '%dM' % CHUNK_MIB, source, '%s/%s' % (POOL, image_id),
-             timeout=3600)
+             timeout=3600, conf=conf)
     elapsed = time.perf_counter() - started
     cpu = _cpu_seconds(resource.RUSAGE_CHILDREN) - cpu_before
     osd = procs.cpu_seconds(ceph.osd_pid) - osd_before
@@ -316,6 +320,239 @@ def print_cpu_limit(size, samples, medians):
              100 * medians[size, 'progress_rbd add(), progress on'] / limit))
 
 
+# -- against write latency (testbed.latency) --------------------------------
+
+LATENCY_TARGETS = {
+    # mean added latency in ms: progress_rbd (default writes in flight)
+    # at least this many times the stock driver's add()
+    0: 1.7, 5: 2.2, 20: 4.0,
+}
+LATENCY_VS_IMPORT = (20, 0.8)  # at 20 ms, >= 0.8 x rbd import
+
+
+def latency_cases(in_flight_list):
+    """(label, driver, known size, writes in flight) of one latency."""
+    cases = [('stock add()', 'rbd', True, None),
+             ('stock add(), unknown size', 'rbd', False, None)]
+    cases += [('progress_rbd, %d in flight' % n, 'progress_rbd', True, n)
+              for n in in_flight_list]
+    cases += [('progress_rbd (default), unknown size', 'progress_rbd',
+               False, None),
+              ('progress_rbd (default)', 'progress_rbd', True, None),
+              (NO_CACHE, 'progress_rbd', True, None),
+              ('rbd import of the file', 'import', True, None)]
+    return cases
+
+
+# The same upload with librbd's cache off (rbd_cache = false in the
+# client's configuration): is the cache what limits the writes in flight?
+NO_CACHE = 'progress_rbd (default), rbd cache off'
+
+
+def run_latency_bench(args):
+    """Every case at every latency, the cases and latencies taking turns."""
+    size = parse_size(args.sizes.split(',')[0])
+    latencies = [float(ms) for ms in args.latency.split(',')]
+    cases = latency_cases([int(n) for n in args.in_flight_list.split(',')])
+    samples = {}
+    models = {}
+    with tempfile.TemporaryDirectory(prefix='gps-bench-latency-',
+                                     dir=args.workdir) as workdir:
+        with testbed.LocalStack(
+                workdir, pools=(POOL,),
+                memstore_bytes=4 * size + 2 * 1024 * MiB) as local:
+            ceph, memcached = local.ceph, local.memcached
+            confs = {ms: latency.client_conf(ceph, workdir, ms)
+                     for ms in latencies}
+            no_cache = {ms: latency.client_conf(ceph, workdir, ms,
+                                                rbd_cache='false')
+                        for ms in latencies}
+            for ms in latencies:
+                models[ms] = latency.probe(confs[ms], POOL, CHUNK_MIB)
+                print('  model, %g ms: one write %.1f ms; %s' % (
+                    ms, models[ms]['write_ms'], ', '.join(
+                        '%d in flight %.0f MiB/s' % item
+                        for item in models[ms]['mibs'].items())),
+                      file=sys.stderr)
+            source = os.path.join(workdir, 'source')
+            make_source(source, size)
+            for run in range(args.runs):
+                for ms in latencies:
+                    for label, driver, known, in_flight in cases:
+                        if driver == 'import':
+                            result = measure_import(ceph, source, confs[ms])
+                        else:
+                            result = measure_add(
+                                args, ceph, memcached, source, driver,
+                                known, 'on', in_flight=in_flight,
+                                conf=(no_cache if label == NO_CACHE
+                                      else confs)[ms])
+                        samples.setdefault((ms, label), []).append(result)
+                        print('  %5g ms  %-40s run %d: %7.1f MiB/s' % (
+                            ms, label, run + 1,
+                            size / MiB / result['seconds']),
+                            file=sys.stderr)
+    return size, latencies, cases, samples, models
+
+
+def summarize_latency(size, latencies, cases, samples, models, plot=None):
+    """Print the model check and the table; return the missed targets."""
+    print('\nThe latency model (librbd alone, %d MiB writes, no hashing):'
+          % CHUNK_MIB)
+    print('\n| mean added latency | one write (object exists) | first write '
+          'of an object | added delays per write (exists, first) | fixed '
+          'cost of an upload | MiB/s at N in flight (new objects) |')
+    print('|---:|---:|---:|---:|---:|---|')
+    base = models[latencies[0]] if latencies[0] == 0 else None
+    for ms in latencies:
+        model = models[ms]
+        rounds = '-'
+        if base is not None and ms:
+            rounds = '%.2f, %.2f' % (
+                (model['write_ms'] - base['write_ms']) / ms,
+                (model['first_write_ms'] - base['first_write_ms']) / ms)
+        print('| %g ms | %.1f ms | %.1f ms | %s | %.0f ms | %s |' % (
+            ms, model['write_ms'], model['first_write_ms'], rounds,
+            model['fixed_ms'], ', '.join(
+                '%d: %.0f' % item for item in model['mibs'].items())))
+    mibs = {key: statistics.median(size / MiB / s['seconds'] for s in runs)
+            for key, runs in samples.items()}
+    cpu = {key: statistics.median(
+        1000 * (s['cpu'] + s['osd_cpu']) / (size / MiB) for s in runs)
+        for key, runs in samples.items()}
+    print('\nUploads of %s (MiB/s, median of %d; CPU ms per MiB, client '
+          '+ OSD, in brackets):\n' % (human(size), len(next(iter(
+              samples.values())))))
+    labels = [label for label, *_ in cases]
+    print('| case | ' + ' | '.join('%g ms' % ms for ms in latencies) + ' |')
+    print('|---|' + '---:|' * len(latencies))
+    for label in labels:
+        print('| %s | %s |' % (label, ' | '.join(
+            '%.0f (%.1f)' % (mibs[ms, label], cpu[ms, label])
+            for ms in latencies)))
+    for name, stock in (('x stock add()', 'stock add()'),
+                        ('x rbd import', 'rbd import of the file')):
+        print('| progress_rbd (default), %s | %s |' % (name, ' | '.join(
+            '%.2f' % (mibs[ms, 'progress_rbd (default)'] / mibs[ms, stock])
+            for ms in latencies)))
+    print('| unknown size, x stock unknown size | %s |' % ' | '.join(
+        '%.2f' % (mibs[ms, 'progress_rbd (default), unknown size'] /
+                  mibs[ms, 'stock add(), unknown size'])
+        for ms in latencies))
+    print('\nThe data alone (MiB/s: the upload less the fixed cost above):'
+          '\n')
+    print('| case | ' + ' | '.join('%g ms' % ms for ms in latencies) + ' |')
+    print('|---|' + '---:|' * len(latencies))
+    for label in ('stock add()', 'progress_rbd (default)'):
+        print('| %s | %s |' % (label, ' | '.join(
+            '%.0f' % (size / MiB / max(
+                size / MiB / mibs[ms, label] - models[ms]['fixed_ms'] / 1000,
+                1e-3)) for ms in latencies)))
+    missed = []
+    for ms, target in LATENCY_TARGETS.items():
+        if ms not in latencies:
+            continue
+        ratio = mibs[ms, 'progress_rbd (default)'] / mibs[ms, 'stock add()']
+        if ratio < target:
+            missed.append('%g ms: progress_rbd %.2f x stock < %.1f x' % (
+                ms, ratio, target))
+    ms, target = LATENCY_VS_IMPORT
+    if ms in latencies:
+        ratio = (mibs[ms, 'progress_rbd (default)'] /
+                 mibs[ms, 'rbd import of the file'])
+        if ratio < target:
+            missed.append('%g ms: progress_rbd %.2f x rbd import < %.1f x'
+                          % (ms, ratio, target))
+    for ms in latencies:
+        if cpu[ms, 'progress_rbd (default)'] > 1.05 * cpu[ms, 'stock add()']:
+            missed.append('%g ms: CPU per MiB %.2f ms > stock %.2f ms' % (
+                ms, cpu[ms, 'progress_rbd (default)'],
+                cpu[ms, 'stock add()']))
+    if plot:
+        figures.plot_lines(
+            plot, latencies, {label: [mibs[ms, label] for ms in latencies]
+                              for label in labels},
+            xlabel='mean added write latency (ms)',
+            ylabel='MiB/s',
+            title='Upload of %s into one memstore OSD, 2 cores' % human(size))
+        print('\nplot: %s' % plot)
+    return missed
+
+
+# -- many uploads at once through one glance-api process --------------------
+
+def run_concurrency_bench(args):
+    """N uploads at once into one glance-api process (uWSGI threads):
+    aggregate MiB/s and the worker's peak RSS, stock vs progress_rbd."""
+    size = parse_size(args.sizes.split(',')[0])
+    counts = [int(n) for n in args.concurrency.split(',')]
+    ms = float(args.latency.split(',')[0]) if args.latency else 0
+    results = {}
+    with tempfile.TemporaryDirectory(prefix='gps-bench-many-',
+                                     dir=args.workdir) as workdir:
+        with testbed.LocalStack(
+                workdir, memstore_bytes=(2 * max(counts) * size +
+                                         2 * 1024 * MiB)) as local:
+            conf = latency.client_conf(local.ceph, workdir, ms)
+            stacks = {driver: local.add_glance(
+                driver, driver=driver, workers=1, threads=max(counts),
+                extra_conf={'glance_store': {'rbd_store_ceph_conf': conf}})
+                for driver in ('rbd', 'progress_rbd')}
+            source = os.path.join(workdir, 'source')
+            make_source(source, size)
+            for run in range(args.runs):
+                for count in counts:
+                    for driver, api in stacks.items():
+                        result = _many_uploads(api, source, size, count)
+                        results.setdefault((count, driver), []).append(
+                            result)
+                        print('  %2d at once, %-13s run %d: %7.1f MiB/s, '
+                              'peak RSS %.0f MiB' % (
+                                  count, driver, run + 1, result['mibs'],
+                                  result['peak_rss_mib']), file=sys.stderr)
+    print('\n%s uploads at once into one glance-api process (%g ms added '
+          'latency):\n' % (human(size), ms))
+    print('| uploads at once | stock MiB/s | progress_rbd MiB/s | x stock '
+          '| stock peak RSS MiB | progress_rbd peak RSS MiB | '
+          'slowest / fastest upload |')
+    print('|---:|---:|---:|---:|---:|---:|---:|')
+    missed = []
+    budget_mib = 256
+    for count in counts:
+        row = {driver: results[count, driver] for driver in stacks}
+        stock = statistics.median(r['mibs'] for r in row['rbd'])
+        ours = statistics.median(r['mibs'] for r in row['progress_rbd'])
+        peaks = {d: max(r['peak_rss_mib'] for r in row[d]) for d in row}
+        spread = max(r['spread'] for r in row['progress_rbd'])
+        print('| %d | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f |' % (
+            count, stock, ours, ours / stock, peaks['rbd'],
+            peaks['progress_rbd'], spread))
+        if ours < stock:
+            missed.append('%d uploads at once: %.0f MiB/s < stock %.0f' % (
+                count, ours, stock))
+        # The budget (twice: Python's and librbd's buffers) on top of
+        # what the stock driver's process holds for the same uploads.
+        if peaks['progress_rbd'] > peaks['rbd'] + 2 * budget_mib + (
+                2 * CHUNK_MIB * count):
+            missed.append('%d uploads at once: peak RSS %.0f MiB over the '
+                          'budget' % (count, peaks['progress_rbd']))
+    return missed
+
+
+def _many_uploads(api, source, size, count):
+    import concurrent.futures
+    worker, = api.worker_pids()
+    procs.reset_peak_rss(worker)
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        seconds = list(pool.map(lambda _: _glance_upload(api, source, size),
+                                range(count)))
+    elapsed = time.perf_counter() - started
+    return {'mibs': count * size / MiB / elapsed,
+            'peak_rss_mib': procs.peak_rss_mib(worker),
+            'spread': max(seconds) / min(seconds)}
+
+
 def run_glance_bench(args):
     """Uploads through real glance-api stacks, stock rbd vs progress_rbd.
 
@@ -329,9 +566,12 @@ def run_glance_bench(args):
         with testbed.LocalStack(
                 workdir,
                 memstore_bytes=max(sizes) * 2 + 2 * 1024 * MiB) as local:
-            stacks = {driver: local.add_glance(driver, driver=driver,
-                                               workers=1)
-                      for driver in ('rbd', 'progress_rbd')}
+            ms = float(args.latency.split(',')[0]) if args.latency else 0
+            conf = latency.client_conf(local.ceph, workdir, ms)
+            stacks = {driver: local.add_glance(
+                driver, driver=driver, workers=1,
+                extra_conf={'glance_store': {'rbd_store_ceph_conf': conf}})
+                for driver in ('rbd', 'progress_rbd')}
             for size in sizes:
                 source = os.path.join(workdir, 'source')
                 make_source(source, size)
@@ -400,14 +640,34 @@ def main(argv=None):
     parser.add_argument('--glance', action='store_true',
                         help='upload through real glance-api stacks (stock '
                              'rbd vs progress_rbd) instead of calling add()')
+    parser.add_argument('--latency',
+                        help='comma separated mean added write latencies in '
+                             'ms (testbed.latency): every case at each; '
+                             'with --glance or --concurrency, the latency '
+                             'of the glance-apis (the first one)')
+    parser.add_argument('--in-flight-list', default='1,2,4,8,16',
+                        help='with --latency: the progress_rbd_writes_in_'
+                             'flight values compared (default 1,2,4,8,16)')
+    parser.add_argument('--plot',
+                        help='with --latency: write a PNG of MiB/s against '
+                             'latency, one line per case, there')
+    parser.add_argument('--concurrency',
+                        help='comma separated numbers of uploads at once '
+                             'into one glance-api process (uWSGI threads), '
+                             'stock vs progress_rbd: aggregate MiB/s and '
+                             'peak RSS')
     args = parser.parse_args(argv)
     if args.command == '_one':
         return run_one(args)
     print('machine: %d cores, %s; %s' % (
         os.cpu_count(), _meminfo(), ' '.join(os.uname()[2:3])),
         file=sys.stderr)
-    if args.glance:
+    if args.concurrency:
+        missed = run_concurrency_bench(args)
+    elif args.glance:
         missed = run_glance_bench(args)
+    elif args.latency:
+        missed = summarize_latency(*run_latency_bench(args), plot=args.plot)
     else:
         missed = summarize(*run_bench(args))
     return conclude(missed)

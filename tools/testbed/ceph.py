@@ -135,8 +135,10 @@ class CephCluster:
         return _run(self._cmd("ceph", "-c", self.conf_path, *args),
                     check=check, timeout=timeout)
 
-    def rbd(self, *args, check=True, timeout=60):
-        return _run(self._cmd("rbd", "-c", self.conf_path, *args),
+    def rbd(self, *args, check=True, timeout=60, conf=None):
+        """``rbd`` on this cluster; ``conf``: another client configuration
+        of it (testbed.latency's)."""
+        return _run(self._cmd("rbd", "-c", conf or self.conf_path, *args),
                     check=check, timeout=timeout)
 
     def rados(self, *args, check=True, timeout=60):

@@ -40,3 +40,23 @@ def conclude(missed):
         return 1
     print('\nall targets met')
     return 0
+
+
+def plot_lines(path, xs, lines, *, xlabel, ylabel, title):
+    """A PNG of one line per case ({label: [y per x]}), with matplotlib."""
+    import matplotlib
+    matplotlib.use('Agg')  # no display here
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(8, 5), dpi=100)
+    for label, ys in lines.items():
+        axes.plot(xs, ys, marker='o', label=label)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.set_ylim(bottom=0)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize='small')
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)

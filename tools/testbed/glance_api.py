@@ -177,6 +177,8 @@ class GlanceAPI(procs.UwsgiService):
     makes this one a second node of the same glance: same database and
     staging directory (no db_sync), own port, workdir and log.
 
+    ``threads`` runs that many threads in each of the test bed's uWSGI
+    processes (many uploads in one process: the benchmark's).
     ``uwsgi='glance'`` runs uWSGI with glance's own settings
     (GLANCE_UWSGI_INI: 4 processes of one thread, lazy-apps,
     enable-threads, socket-timeout 10) instead of the test bed's;
@@ -190,7 +192,8 @@ class GlanceAPI(procs.UwsgiService):
                  backends=None, driver="progress_rbd", port=None, workers=2,
                  extra_conf=None, python=sys.executable, conf_text=None,
                  progress_filter=False, keystone=None, shared_with=None,
-                 uwsgi="testbed", uwsgi_without=(), uwsgi_server=None):
+                 uwsgi="testbed", uwsgi_without=(), uwsgi_server=None,
+                 threads=None):
         if mode not in ("single", "multi"):
             raise ValueError("mode must be 'single' or 'multi'")
         if uwsgi not in ("testbed", "glance"):
@@ -207,6 +210,7 @@ class GlanceAPI(procs.UwsgiService):
         self.uwsgi_server = uwsgi_server
         self.workers = (GLANCE_UWSGI_INI["processes"] if uwsgi == "glance"
                         else workers)
+        self.threads = threads
         self.extra_conf = extra_conf or {}
         self.conf_text = conf_text
         self.progress_filter = progress_filter
@@ -338,6 +342,8 @@ class GlanceAPI(procs.UwsgiService):
             "module": "glance.wsgi.api:application",
             "master": True,
             "processes": self.workers,
+            # None: one request at a time per process.
+            **({"threads": self.threads} if self.threads else {}),
             "single-interpreter": True,
             "enable-threads": True,
             "die-on-term": True,

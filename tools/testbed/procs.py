@@ -123,6 +123,21 @@ def cpu_seconds(pid):
     return stat.utime + stat.stime
 
 
+def reset_peak_rss(pid):
+    """Start a new peak RSS (VmHWM) measure for a process (Linux 4.0+)."""
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")
+
+
+def peak_rss_mib(pid):
+    """The process's peak RSS (VmHWM) since it started or was reset."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
 def rss_bytes(pid):
     """Resident memory of a process, 0 if it is gone."""
     try:
