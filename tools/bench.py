@@ -71,11 +71,55 @@ def _rss_mib():
     return 0.0
 
 
+def _time_the_pipeline():
+    """Where progress_rbd's upload thread spends its time: a profile.
+
+    Wraps the pipeline's steps (in this child process only) and returns
+    the dict of seconds they add up to: the whole write() (the data, from
+    the first read to the last write acknowledged), the waits for the
+    hashing threads and for Ceph's acknowledgements, and the reads.
+    """
+    from glance_progress_store.upload import pipeline
+
+    spent = dict.fromkeys(('data', 'hashing_wait', 'ceph_wait', 'read'), 0.0)
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - started
+        return wrapper
+
+    def timed_reads(function):
+        def wrapper(*args, **kwargs):
+            chunks = function(*args, **kwargs)
+            while True:
+                started = time.perf_counter()
+                chunk = next(chunks, None)
+                spent['read'] += time.perf_counter() - started
+                if chunk is None:
+                    return
+                yield chunk
+        return wrapper
+
+    writer = pipeline.ImageWriter
+    writer.write = timed('data', writer.write)
+    writer._reap_oldest = timed('ceph_wait', writer._reap_oldest)
+    writer._read_chunks = timed_reads(writer._read_chunks)
+    pipeline._Lane.wait = timed('hashing_wait', pipeline._Lane.wait)
+    return spent
+
+
 def run_one(args):
     """Child process: one add() through glance_store, JSON on stdout."""
     from oslo_config import cfg
 
     import glance_store
+
+    profile = (_time_the_pipeline() if args.driver == 'progress_rbd'
+               else None)
 
     conf = cfg.ConfigOpts()
     conf([], project='glance-progress-bench', default_config_files=[])
@@ -113,7 +157,8 @@ def run_one(args):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     json.dump({'seconds': elapsed, 'bytes': result[1], 'cpu': cpu,
                'checksum': result[2], 'baseline_rss_mib': baseline,
-               'peak_rss_mib': peak, 'memcached_sets': sets}, sys.stdout)
+               'peak_rss_mib': peak, 'memcached_sets': sets,
+               'profile': profile}, sys.stdout)
 
 
 def _cpu_seconds(who):
@@ -448,6 +493,20 @@ def summarize_latency(size, latencies, cases, samples, models, plot=None):
             '%.0f' % (size / MiB / max(
                 size / MiB / mibs[ms, label] - models[ms]['fixed_ms'] / 1000,
                 1e-3)) for ms in latencies)))
+    print('\nWhere progress_rbd (default) spends an upload (seconds, '
+          'median):\n')
+    print('| mean added latency | whole add() | fixed: create, open, '
+          'snapshot, close | data | of which waiting for the hashing | '
+          'waiting for Ceph | reading |')
+    print('|---:|---:|---:|---:|---:|---:|---:|')
+    for ms in latencies:
+        runs = samples[ms, 'progress_rbd (default)']
+        whole = statistics.median(s['seconds'] for s in runs)
+        part = {name: statistics.median(s['profile'][name] for s in runs)
+                for name in runs[0]['profile']}
+        print('| %g ms | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |' % (
+            ms, whole, whole - part['data'], part['data'],
+            part['hashing_wait'], part['ceph_wait'], part['read']))
     missed = []
     for ms, target in LATENCY_TARGETS.items():
         if ms not in latencies:

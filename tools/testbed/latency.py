@@ -51,7 +51,8 @@ def client_conf(ceph, workdir, mean_ms, **client):
     return path
 
 
-def probe(conf_path, pool, chunk_mib=8, writes=24, depths=(1, 2, 4, 8, 16)):
+def probe(conf_path, pool, chunk_mib=8, writes=64, samples=16,
+          depths=(1, 2, 4, 8, 16)):
     """Time librbd's writes at each number in flight, on a fresh image.
 
     Returns {'write_ms': median time of one write with one in flight,
@@ -79,10 +80,10 @@ def probe(conf_path, pool, chunk_mib=8, writes=24, depths=(1, 2, 4, 8, 16)):
                     _write_all(image, data, writes, depth)
                     result['mibs'][depth] = writes * len(data) / MiB / (
                         time.perf_counter() - started)
-            with _new_image(ioctx, name, data, writes) as image:
+            with _new_image(ioctx, name, data, samples) as image:
                 result['first_write_ms'] = _median_write_ms(
-                    image, data, writes)
-                result['write_ms'] = _median_write_ms(image, data, writes)
+                    image, data, samples)
+                result['write_ms'] = _median_write_ms(image, data, samples)
             return result
     finally:
         cluster.shutdown()
