@@ -19,6 +19,7 @@ test_notifications.py, with a real RabbitMQ.
 """
 
 import datetime
+import fnmatch
 import logging
 import os
 import threading
@@ -364,3 +365,40 @@ def test_a_fork_starts_its_own_sender():
     os.waitpid(pid, 0)
     assert answer == b'1'
     assert notifier.get_sender(conf) is parent
+
+
+def _full_payload():
+    context_ = context.RequestContext(project_id='p', user_id='u',
+                                      request_id='req-x')
+    upload = events.Upload('img', 'ceph1', 10, context_, started_at=1.0)
+    upload.bytes, upload.moved_at = 5, 2.0
+    return upload.payload(records.FAILED, records.STORAGE_ERROR, now=3.0)
+
+
+def test_the_shipped_ceilometer_definition_has_a_trait_per_field():
+    import pathlib
+    import yaml
+    path = (pathlib.Path(__file__).resolve().parents[2] / 'etc' /
+            'ceilometer' / 'event_definitions.yaml')
+    [definition] = yaml.safe_load(path.read_text())
+    assert all(fnmatch.fnmatch(t, definition['event_type'])
+               for t in events.EVENT_TYPES)
+    assert not fnmatch.fnmatch('image.upload', definition['event_type'])
+    fields = {trait['fields'] for trait in definition['traits'].values()}
+    assert fields == {'payload.%s' % name for name in _full_payload()}
+    types = {trait['fields'][len('payload.'):]: trait.get('type', 'text')
+             for trait in definition['traits'].values()}
+    python_types = {'int': int, 'float': float, 'text': (str, type(None)),
+                    'datetime': str}
+    for name, value in _full_payload().items():
+        assert isinstance(value, python_types[types[name]]), name
+
+
+def test_payload_version_1_has_exactly_these_fields():
+    # the documented contract (doc/source/admin/notifications.rst)
+    assert sorted(_full_payload()) == sorted([
+        'payload_version', 'image_id', 'backend', 'state', 'reason',
+        'bytes', 'total', 'percent', 'rate', 'started_at', 'updated_at',
+        'project_id', 'user_id', 'request_id'])
+    assert _full_payload()['rate'] == 5.0
+    assert _full_payload()['started_at'] == '1970-01-01T00:00:01.000000Z'
