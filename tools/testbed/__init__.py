@@ -20,7 +20,7 @@ CLIs are Debian packages).  One module per job:
 - ``packages``: the Debian packages, Ceph's bindings for a venv;
 - ``procs``: ports, commands, /proc, stopping processes;
 - ``ceph``, ``memcached``, ``glance_api``, ``keystone``, ``prometheus``,
-  ``rabbitmq``: one daemon kind each;
+  ``rabbitmq``, ``postgres``: one daemon kind each;
 - ``stack``: all of them as one unit (``LocalStack``) and its state file;
 - ``sizes``: '512M' and friends;
 - ``cli``: ``python3 tools/testbed up|down|status|install|link-bindings``.
@@ -35,6 +35,7 @@ from testbed.horizon import Horizon  # noqa: F401
 from testbed.keystone import Keystone  # noqa: F401
 from testbed.memcached import Memcached  # noqa: F401
 from testbed.packages import ensure_packages  # noqa: F401
+from testbed.postgres import PostgreSQL  # noqa: F401
 from testbed.procs import clean_env  # noqa: F401
 from testbed.procs import free_port  # noqa: F401
 from testbed.procs import wait_for  # noqa: F401

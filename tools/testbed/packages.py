@@ -36,6 +36,10 @@ MONITORING_PACKAGES = ("prometheus", "chromium", "chromium-driver")
 # Debian's package would start a system node on 5672: POLICY_RC_D keeps
 # it from starting, and the test bed never uses it.
 MESSAGING_PACKAGES = ("rabbitmq-server",)
+# glance's database when many uploads write at once (postgres.py), which
+# sqlite cannot take; installed on first use. Debian's package creates a
+# system cluster that POLICY_RC_D keeps from starting: never used.
+DATABASE_PACKAGES = ("postgresql",)
 # What the demo runs (Ceph, memcached; glance comes from PyPI), and on
 # top of it what only the tests use: the demo installs the first set,
 # tools/run-tests both.
