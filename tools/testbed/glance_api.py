@@ -176,6 +176,8 @@ class GlanceAPI(procs.UwsgiService):
     with ``keystone.add_service``.  ``shared_with`` (another GlanceAPI)
     makes this one a second node of the same glance: same database and
     staging directory (no db_sync), own port, workdir and log.
+    ``database`` (a testbed.PostgreSQL) is glance's database instead of
+    a sqlite file, which fails concurrent writers ("database is locked").
 
     ``threads`` runs that many threads in each of the test bed's uWSGI
     processes (many uploads in one process: the benchmark's).
@@ -193,7 +195,7 @@ class GlanceAPI(procs.UwsgiService):
                  extra_conf=None, python=sys.executable, conf_text=None,
                  progress_filter=False, keystone=None, shared_with=None,
                  uwsgi="testbed", uwsgi_without=(), uwsgi_server=None,
-                 threads=None):
+                 threads=None, database=None):
         if mode not in ("single", "multi"):
             raise ValueError("mode must be 'single' or 'multi'")
         if uwsgi not in ("testbed", "glance"):
@@ -216,6 +218,7 @@ class GlanceAPI(procs.UwsgiService):
         self.progress_filter = progress_filter
         self.keystone = keystone
         self.shared_with = shared_with
+        self.database = database or getattr(shared_with, "database", None)
         self.python = python
         self.url = "http://127.0.0.1:%d" % self.port
         self.conf_dir = os.path.join(self.workdir, "etc")
@@ -259,7 +262,8 @@ class GlanceAPI(procs.UwsgiService):
                 # deployments with several API workers must set it.
                 "worker_self_reference_url": self.url,
             },
-            "database": {"connection": "sqlite:///%s/glance.sqlite" % shared},
+            "database": {"connection": self.database.url if self.database
+                         else "sqlite:///%s/glance.sqlite" % shared},
             # web-download fetches from ports 80 and 443 only, and never
             # from loopback unless allowed: tests serve on 127.0.0.1 (not
             # "localhost").  Without the brackets every URI gets a bare
