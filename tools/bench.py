@@ -549,14 +549,21 @@ def run_concurrency_bench(args):
     results = {}
     with tempfile.TemporaryDirectory(prefix='gps-bench-many-',
                                      dir=args.workdir) as workdir:
+        # glance's own database takes concurrent writers as production's
+        # do (sqlite refuses them: "database is locked"); each stack has
+        # its own.
         with testbed.LocalStack(
                 workdir, memstore_bytes=(2 * max(counts) * size +
-                                         2 * 1024 * MiB)) as local:
+                                         2 * 1024 * MiB)) as local, \
+                testbed.PostgreSQL(os.path.join(workdir, 'pg-rbd')) as pg1, \
+                testbed.PostgreSQL(os.path.join(workdir, 'pg-ours')) as pg2:
             conf = latency.client_conf(local.ceph, workdir, ms)
             stacks = {driver: local.add_glance(
                 driver, driver=driver, workers=1, threads=max(counts),
+                database=database,
                 extra_conf={'glance_store': {'rbd_store_ceph_conf': conf}})
-                for driver in ('rbd', 'progress_rbd')}
+                for driver, database in (('rbd', pg1),
+                                         ('progress_rbd', pg2))}
             source = os.path.join(workdir, 'source')
             make_source(source, size)
             for run in range(args.runs):
