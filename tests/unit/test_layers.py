@@ -250,9 +250,10 @@ EXTRA_OF_MODULE = {'cmd/exporter/metrics.py': 'exporter',
                    'ops/orphans.py': 'store', 'options.py': 'store'}
 # Not on PyPI, or the host's own: Ceph's bindings come from the
 # distribution; uwsgi exists only inside the uWSGI server that runs
-# glance-api; Horizon brings Django, itself and requests.
-NOT_DECLARED = {'rados', 'rbd', 'uwsgi', 'django', 'openstack_dashboard',
-                'requests'}
+# glance-api; glance brings oslo.messaging (the upload notifications
+# import it only if present); Horizon brings Django, itself and requests.
+NOT_DECLARED = {'rados', 'rbd', 'uwsgi', 'oslo_messaging', 'django',
+                'openstack_dashboard', 'requests'}
 
 
 def _declared():
