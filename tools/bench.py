@@ -497,16 +497,22 @@ def summarize_latency(size, latencies, cases, samples, models, plot=None):
           'median):\n')
     print('| mean added latency | whole add() | fixed: create, open, '
           'snapshot, close | data | of which waiting for the hashing | '
-          'waiting for Ceph | reading |')
-    print('|---:|---:|---:|---:|---:|---:|---:|')
+          'waiting for Ceph | reading | peak RSS over the baseline, MiB '
+          '(stock) |')
+    print('|---:|---:|---:|---:|---:|---:|---:|---:|')
     for ms in latencies:
         runs = samples[ms, 'progress_rbd (default)']
         whole = statistics.median(s['seconds'] for s in runs)
         part = {name: statistics.median(s['profile'][name] for s in runs)
                 for name in runs[0]['profile']}
-        print('| %g ms | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |' % (
-            ms, whole, whole - part['data'], part['data'],
-            part['hashing_wait'], part['ceph_wait'], part['read']))
+        over = {label: max(s['peak_rss_mib'] - s['baseline_rss_mib']
+                           for s in samples[ms, label])
+                for label in ('progress_rbd (default)', 'stock add()')}
+        print('| %g ms | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f '
+              '(%.0f) |' % (
+                  ms, whole, whole - part['data'], part['data'],
+                  part['hashing_wait'], part['ceph_wait'], part['read'],
+                  over['progress_rbd (default)'], over['stock add()']))
     missed = []
     for ms, target in LATENCY_TARGETS.items():
         if ms not in latencies:
