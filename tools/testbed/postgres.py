@@ -57,7 +57,7 @@ def bin_dir():
         if part.isdigit()])
 
 
-class PostgreSQL:
+class PostgreSQL(procs.Service):
     """A one-cluster PostgreSQL on 127.0.0.1 with a database ``glance``
     owned by the user ``glance`` (password auth over TCP): ``url`` is
     glance's ``[database] connection``.
@@ -175,16 +175,6 @@ class PostgreSQL:
             env=self._env(), timeout=10)
         return proc.returncode == 0
 
-    def _failure(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                tail = "".join(f.readlines()[-30:])
-        except FileNotFoundError:
-            tail = ""
-        rc = "" if self._proc.poll() is None else " rc=%s" % (
-            self._proc.returncode,)
-        return ":%s\n%s" % (rc, tail)
-
     def sql(self, *statements, database="postgres"):
         """Run statements as the superuser through the socket; psql's
         unaligned, tuples-only output."""
@@ -212,10 +202,3 @@ class PostgreSQL:
             pass
         procs.stop_group(self._proc.pid, self._proc)
         self._proc = None
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()

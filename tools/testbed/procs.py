@@ -232,7 +232,8 @@ def stop_group(leader, proc=None, timeout=15):
 
 
 class Service:
-    """What the test bed's services (glance-api, Keystone, Horizon) share:
+    """What the test bed's services (glance-api, Keystone, Horizon,
+    PostgreSQL, RabbitMQ) share:
     a context manager whose ``start()`` sets ``_proc`` to the process
     leading its own session, its output in ``self.log_path``."""
 
@@ -246,6 +247,13 @@ class Service:
                 return "".join(f.readlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+    def _failure(self):
+        """What to add to an error about the process: its exit code if it
+        exited, and the end of its log."""
+        rc = "" if self._proc is None or self._proc.poll() is None else (
+            " rc=%s" % self._proc.returncode)
+        return ":%s\n%s" % (rc, self.log_tail(30))
 
     def stop(self):
         """Stop the process and its whole session.  Idempotent."""

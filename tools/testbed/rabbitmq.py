@@ -52,7 +52,7 @@ log.file.level = info
 """
 
 
-class RabbitMQ:
+class RabbitMQ(procs.Service):
     """A one-node RabbitMQ on 127.0.0.1: ``transport_url`` for glance.
 
     ``freeze()`` stops the Erlang VM with SIGSTOP (connections stay open
@@ -159,16 +159,6 @@ class RabbitMQ:
         except OSError:
             return False
 
-    def _failure(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                tail = "".join(f.readlines()[-30:])
-        except FileNotFoundError:
-            tail = ""
-        rc = "" if self._proc.poll() is None else " rc=%s" % (
-            self._proc.returncode,)
-        return ":%s\n%s" % (rc, tail)
-
     def beam_pid(self):
         """The Erlang VM's pid (beam.smp), a child of the start script."""
         for stat in procs.processes():
@@ -223,10 +213,3 @@ class RabbitMQ:
             pass
         self._proc.wait(timeout=10)
         self._proc = None
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
