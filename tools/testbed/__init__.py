@@ -20,7 +20,7 @@ CLIs are Debian packages).  One module per job:
 - ``packages``: the Debian packages, Ceph's bindings for a venv;
 - ``procs``: ports, commands, /proc, stopping processes;
 - ``ceph``, ``memcached``, ``glance_api``, ``keystone``, ``prometheus``,
-  ``rabbitmq``, ``postgres``: one daemon kind each;
+  ``rabbitmq``, ``postgres``, ``horizon``, ``skyline``: one daemon kind each;
 - ``stack``: all of them as one unit (``LocalStack``) and its state file;
 - ``sizes``: '512M' and friends;
 - ``cli``: ``python3 tools/testbed up|down|status|install|link-bindings``.
@@ -43,4 +43,5 @@ from testbed.prometheus import Prometheus  # noqa: F401
 from testbed.rabbitmq import RabbitMQ  # noqa: F401
 from testbed import sizes  # noqa: F401
 from testbed.sizes import parse_size  # noqa: F401
+from testbed.skyline import Skyline  # noqa: F401
 from testbed.stack import LocalStack  # noqa: F401

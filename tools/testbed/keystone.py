@@ -285,6 +285,14 @@ class Keystone(procs.UwsgiService):
                 "url": url, "region_id": REGION}})
         return service_id
 
+    def add_user(self, name, password, project, role):
+        """Another user (a service's, say skyline's: admin in project
+        ``service``, as devstack makes it), created like ``USERS`` and
+        added to ``users``; idempotent."""
+        self.users[name] = User(name, password, project, role)
+        self._populate()
+        return self.users[name]
+
     def set_image_service(self, url):
         """Make ``url`` (a glance-api) the catalog's image service, its
         public and internal endpoint."""

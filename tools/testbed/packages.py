@@ -40,6 +40,11 @@ MESSAGING_PACKAGES = ("rabbitmq-server",)
 # sqlite cannot take; installed on first use. Debian's package creates a
 # system cluster that POLICY_RC_D keeps from starting: never used.
 DATABASE_PACKAGES = ("postgresql",)
+# Skyline's web server (skyline.py), as its install guide has it;
+# installed on first use. Debian's package would start a system nginx on
+# port 80: POLICY_RC_D keeps it from starting, and the test bed runs its
+# own on loopback.
+SKYLINE_PACKAGES = ("nginx",)
 # What the demo runs (Ceph, memcached; glance comes from PyPI), and on
 # top of it what only the tests use: the demo installs the first set,
 # tools/run-tests both.
