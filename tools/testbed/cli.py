@@ -19,6 +19,7 @@
     eval "$(python3 tools/testbed up --workdir /tmp/tb [--with-mgr])"
     python3 tools/testbed status --workdir /tmp/tb
     python3 tools/testbed down --workdir /tmp/tb
+    python3 tools/testbed skyline-console        # patched console's static
 
 ``up`` starts Ceph and memcached only; ``tools/glance_stack.py up`` adds
 glance-api.  Both record what they started in the same state file, and
@@ -32,6 +33,7 @@ import time
 from testbed import packages
 from testbed import procs
 from testbed import roots
+from testbed import skyline_console
 from testbed import stack
 
 
@@ -94,6 +96,12 @@ def _cmd_link_bindings(args):
     print(packages.link_bindings())
 
 
+def _cmd_skyline_console(args):
+    built = skyline_console.build(
+        say=lambda text: print(text, file=sys.stderr, flush=True))
+    print(built.static)
+
+
 def _cmd_root(args):
     print(roots.ensure_root(args.suite))
 
@@ -139,6 +147,11 @@ def main(argv=None):
                    help="put only Debian's rados/rbd modules on this "
                         "interpreter's path (run it with the venv's python)"
                    ).set_defaults(func=_cmd_link_bindings)
+    sub.add_parser("skyline-console",
+                   help="skyline-console %s with contrib/skyline's patches, "
+                   "built (cached) as the install guide says; prints its "
+                   "static dir" % skyline_console.VERSION
+                   ).set_defaults(func=_cmd_skyline_console)
     suites = sorted(roots.RELEASES)
     root = sub.add_parser("root", help="build (once) the Debian root of "
                           "another release; prints its path")
