@@ -21,37 +21,14 @@ import pathlib
 import re
 import subprocess
 
+from testbed.docs import code_blocks
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOC = ROOT / 'doc' / 'source'
 INSTALL = DOC / 'install' / 'index.rst'
 README = ROOT / 'README.md'
 # The two paths every install-guide command uses, set in install-venv.
 ASSIGNMENT = re.compile(r'^(VENV|SRC)=\S+$')
-
-
-def code_blocks(path):
-    """{name: text} of every ``.. code-block::`` with a ``:name:``."""
-    blocks = {}
-    lines = pathlib.Path(path).read_text().splitlines()
-    for n, line in enumerate(lines):
-        if not line.startswith('.. code-block::'):
-            continue
-        name = None
-        body = []
-        for following in lines[n + 1:]:
-            option = re.match(r'^   :name: (\S+)$', following)
-            if option:
-                name = option.group(1)
-            elif following.startswith('   ') or not following.strip():
-                if following.strip() and not following.startswith('   :'):
-                    body.append(following[3:])
-                elif body:
-                    body.append('')
-            else:
-                break
-        if name:
-            blocks[name] = '\n'.join(body).strip() + '\n'
-    return blocks
 
 
 def install_block(name):
