@@ -152,14 +152,8 @@ class Horizon(procs.Service):
         print(text, file=self.out, flush=True)
 
     def _run(self, *args, env=None, timeout=900):
-        proc = subprocess.run(list(args), capture_output=True, text=True,
-                              env=env, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-        if proc.returncode != 0:
-            raise RuntimeError("%s failed (rc=%d):\n%s" % (
-                " ".join(args), proc.returncode,
-                (proc.stdout + proc.stderr)[-4000:]))
-        return proc.stdout
+        return procs.run(list(args), timeout=timeout,
+                         env=os.environ.copy() if env is None else env)
 
     def _pip(self, *args):
         return self._run(self.python, "-m", "pip", "install", "-q",

@@ -48,18 +48,19 @@ def clean_env():
     return env
 
 
-def run(cmd, check=True, timeout=60):
-    """Run a command and return its stdout.
+def run(cmd, check=True, timeout=60, env=None):
+    """Run a command (no stdin; ``env`` or clean_env()) and return its
+    stdout.
 
-    Raise RuntimeError (with stderr) on failure.
+    Raise RuntimeError (with the end of its output) on failure.
     """
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout,
-        env=clean_env())
+        env=clean_env() if env is None else env, stdin=subprocess.DEVNULL)
     if check and proc.returncode != 0:
         raise RuntimeError("%s failed (rc=%d): %s" % (
             " ".join(cmd), proc.returncode,
-            (proc.stderr or proc.stdout).strip()))
+            (proc.stdout + proc.stderr).strip()[-4000:]))
     return proc.stdout
 
 

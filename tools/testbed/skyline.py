@@ -141,14 +141,7 @@ class Skyline(procs.Service):
         print(text, file=self.out, flush=True)
 
     def _run(self, *args, timeout=600):
-        proc = subprocess.run(list(args), capture_output=True, text=True,
-                              env=self.env(), timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-        if proc.returncode != 0:
-            raise RuntimeError("%s failed (rc=%d):\n%s" % (
-                " ".join(args), proc.returncode,
-                (proc.stdout + proc.stderr)[-4000:]))
-        return proc.stdout
+        return procs.run(list(args), timeout=timeout, env=self.env())
 
     def env(self):
         """skyline's config dir; on the path, a ``skyline_console`` whose
