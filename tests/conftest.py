@@ -43,6 +43,22 @@ def no_host_config(monkeypatch, tmp_path):
                         str(tmp_path / 'absent' / 'glance-api.conf.d'))
 
 
+@pytest.fixture(scope='module')
+def say(request):
+    """Print past pytest's capture: what each step cost."""
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin('terminalreporter')
+    capture = plugins.get_plugin('capturemanager')
+
+    def write(text):
+        if reporter is None or capture is None:
+            print(text, file=sys.stderr)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(text)
+    return write
+
+
 @pytest.fixture(scope='session')
 def workdir():
     with tempfile.TemporaryDirectory(prefix='gps-tests-') as path:

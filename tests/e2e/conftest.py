@@ -199,8 +199,9 @@ def glance(stacks):
 
 
 @pytest.fixture(scope='module')
-def horizon_leg_cost(request):
-    """Say what a Horizon test module cost, in the run's output."""
+def dashboard_leg_cost(request):
+    """Say what a dashboard's test module (Horizon's, Skyline's) cost, in
+    the run's output."""
     started = time.monotonic()
     yield
     plugins = request.config.pluginmanager
@@ -208,6 +209,6 @@ def horizon_leg_cost(request):
     capture = plugins.get_plugin('capturemanager')
     if reporter is not None and capture is not None:
         with capture.global_and_fixture_disabled():
-            reporter.write_line('\nHorizon leg: %s took %.0f s' % (
+            reporter.write_line('\nDashboard tests: %s took %.0f s' % (
                 request.module.__name__.rsplit('.', 1)[-1],
                 time.monotonic() - started))

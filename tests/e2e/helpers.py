@@ -490,3 +490,42 @@ def frozen_memcached_load(api, memcached, image_id, headers, pollers=6,
     finally:
         memcached.resume()
     return baseline, loaded, answers
+
+
+class Uploader(threading.Thread):
+    """glanceclient's upload of ``gate`` (a helpers.Valve over ``size``
+    bytes) on a thread: the browser tests hold an upload where they want
+    it, whatever the machine's speed.
+
+    ``with uploader:`` starts it; leaving the block lets the client go
+    away (``gate.fail()``) and waits for the thread, so a test that fails
+    half-way leaves no upload behind.  ``sized=False`` sends no size
+    (chunked: glance sees no total)."""
+
+    def __init__(self, client, image_id, gate, size, sized=True):
+        super().__init__(daemon=True)
+        self.client, self.image_id, self.gate = client, image_id, gate
+        self.size, self.sized = size, sized
+        self.error = None
+
+    def run(self):
+        try:
+            self.client.images.upload(
+                self.image_id, self.gate,
+                image_size=self.size if self.sized else None)
+        except Exception as e:  # the test looks at it
+            self.error = e
+
+    def finish(self):
+        """Let the rest of the body through; glanceclient's error, if any."""
+        self.gate.open_to(self.size)
+        self.join(120)
+        return self.error
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.gate.fail()
+        self.join(60)

@@ -37,6 +37,7 @@ from tests.e2e.helpers import CHUNK
 from tests.e2e.helpers import frozen_memcached_load
 from tests.e2e.helpers import GlanceIniValve
 from tests.e2e.helpers import log_text
+from tests.e2e.helpers import Uploader
 # Horizon's fixtures and helpers, on this module's glance (their
 # glance_keystone is the one below): one copy of how Horizon is driven.
 from tests.e2e.test_horizon import glance_cleanup  # noqa: F401
@@ -44,12 +45,11 @@ from tests.e2e.test_horizon import horizon  # noqa: F401
 from tests.e2e.test_horizon import new_image
 from tests.e2e.test_horizon import page  # noqa: F401
 from tests.e2e.test_horizon import SIZE
-from tests.e2e.test_horizon import Uploader
 from tests import helpers
 from tests.helpers import MiB
 from tests.helpers import wait_for as until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures('horizon_leg_cost')]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures('dashboard_leg_cost')]
 
 HEADER = 'OpenStack-Upload-Progress'
 # [upload_progress] memcached_socket_timeout here: far above what any
@@ -106,7 +106,7 @@ def test_an_upload_on_the_endpoint_and_in_horizon_s_column(
         return {b['bytes'] for b in seen}
 
     gate = GlanceIniValve(b'\xa5' * SIZE)
-    upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate, SIZE)
     page.login('alice', keystone)
     page.open('project/images/')
     page.progress_column(timeout=60)

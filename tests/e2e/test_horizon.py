@@ -34,12 +34,13 @@ import requests
 import testbed
 
 from tests.e2e.helpers import browser
+from tests.e2e.helpers import Uploader
 from tests import helpers
 from tests.helpers import MiB
 from tests.helpers import wait_for as until
 
 # Each module says what it cost, in the run's output (CI's budget).
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures('horizon_leg_cost')]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures('dashboard_leg_cost')]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -50,42 +51,6 @@ SIZE = 64 * MiB  # eight of glance's 8 MiB chunks (testbed.GlanceAPI)
 # What the page shows is waited for up to 90 s: with the other end-to-end
 # modules' services on two busy cores, Horizon, glance and Chromium have
 # taken over 40 s for the first bar; a held upload stays alive meanwhile.
-
-
-class Uploader(threading.Thread):
-    """glanceclient's upload of ``gate`` (a helpers.Valve) on a thread.
-
-    ``with uploader:`` starts it; leaving the block lets the client go
-    away (``gate.fail()``) and waits for the thread, so a test that fails
-    half-way leaves no upload behind."""
-
-    def __init__(self, client, image_id, gate, sized=True):
-        super().__init__(daemon=True)
-        self.client, self.image_id, self.gate = client, image_id, gate
-        self.sized = sized
-        self.error = None
-
-    def run(self):
-        try:
-            self.client.images.upload(
-                self.image_id, self.gate,
-                image_size=SIZE if self.sized else None)
-        except Exception as e:  # the test looks at it
-            self.error = e
-
-    def finish(self):
-        """Let the rest of the body through; glanceclient's error, if any."""
-        self.gate.open_to(SIZE)
-        self.join(120)
-        return self.error
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.gate.fail()
-        self.join(60)
 
 
 # -- fixtures ------------------------------------------------------------
@@ -345,7 +310,7 @@ def test_the_bar_follows_an_upload_until_active(
         horizon, keystone, glance_keystone, page, glance_cleanup, tmp_path):
     image = new_image(glance_keystone, 'alice', glance_cleanup)
     gate = helpers.Valve(b'\xa5' * SIZE)
-    upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate, SIZE)
     page.login('alice', keystone)
     page.open('project/images/')
     page.progress_column()
@@ -399,7 +364,7 @@ def test_unknown_size_shows_rising_bytes_and_no_percent(
     image = new_image(glance_keystone, 'alice', glance_cleanup)
     gate = helpers.Valve(b'\xa5' * SIZE)
     upload = Uploader(glance_keystone.client('alice'), image['id'], gate,
-                      sized=False)  # chunked: glance sees no total
+                      SIZE, sized=False)  # chunked: glance sees no total
     page.login('alice', keystone)
     page.open('project/images/')
     until('the new image', lambda: page.row(image['name']), 30)
@@ -428,7 +393,7 @@ def test_a_client_gone_mid_upload_shows_failed_with_its_reason(
         horizon, keystone, glance_keystone, page, glance_cleanup):
     image = new_image(glance_keystone, 'alice', glance_cleanup)
     gate = helpers.Valve(b'\xa5' * SIZE)
-    upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate, SIZE)
     page.login('alice', keystone)
     page.open('project/images/')
     until('the new image', lambda: page.row(image['name']), 30)
@@ -467,7 +432,7 @@ def test_another_project_gets_404_and_the_admin_sees_the_upload(
     page.driver.delete_all_cookies()
     page.login('admin', keystone)
     gate = helpers.Valve(b'\xa5' * SIZE)
-    upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate, SIZE)
     with upload:
         gate.open_to(24 * MiB)
         until('the upload to start', lambda: page.plugin_get(
@@ -497,7 +462,7 @@ def test_memcached_down_says_progress_unavailable(
         horizon, keystone, glance_keystone, memcached, page, glance_cleanup):
     image = new_image(glance_keystone, 'alice', glance_cleanup)
     gate = helpers.Valve(b'\xa5' * SIZE)
-    upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate, SIZE)
     page.login('alice', keystone)
     page.open('project/images/')
     with upload:

@@ -28,7 +28,6 @@ import json
 import os
 import re
 import sys
-import threading
 import time
 import uuid
 
@@ -38,12 +37,13 @@ import requests
 import testbed
 
 from tests.e2e.helpers import browser
+from tests.e2e.helpers import Uploader
 from tests import helpers
 from tests.helpers import MiB
 from tests.helpers import wait_for as until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skyline,
-              pytest.mark.usefixtures('horizon_leg_cost')]
+              pytest.mark.usefixtures('dashboard_leg_cost')]
 
 SIZE = 64 * MiB  # eight of glance's 8 MiB chunks (testbed.GlanceAPI)
 SCREENSHOT = 'skyline-images-progress.png'
@@ -53,40 +53,6 @@ PROGRESS_URL = re.compile(r'/glance/v2/images/[0-9a-f-]+/progress')
 # What the page shows is waited for up to 90 s: a row in transition is
 # refreshed every 10 s, and the other services share two busy cores.
 PAGE = 90
-
-
-class Uploader(threading.Thread):
-    """glanceclient's upload of ``gate`` (a helpers.Valve) on a thread.
-
-    ``with uploader:`` starts it; leaving the block lets the client go
-    away (``gate.fail()``) and waits for the thread, so a test that fails
-    half-way leaves no upload behind."""
-
-    def __init__(self, client, image_id, gate):
-        super().__init__(daemon=True)
-        self.client, self.image_id, self.gate = client, image_id, gate
-        self.error = None
-
-    def run(self):
-        try:
-            self.client.images.upload(self.image_id, self.gate,
-                                      image_size=SIZE)
-        except Exception as e:  # the test looks at it
-            self.error = e
-
-    def finish(self):
-        """Let the rest of the body through; glanceclient's error, if any."""
-        self.gate.open_to(SIZE)
-        self.join(120)
-        return self.error
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.gate.fail()
-        self.join(60)
 
 
 # -- fixtures ------------------------------------------------------------
@@ -328,7 +294,7 @@ def test_the_bar_rises_during_an_upload_and_the_row_turns_active(
         skyline, keystone, glance_keystone, page, glance_cleanup, tmp_path):
     image = new_image(glance_keystone, 'alice', glance_cleanup)
     gate = helpers.Valve(b'\xa5' * SIZE)
-    upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate, SIZE)
     page.login('alice', keystone)
     page.progress_column()
     # queued and no upload: no bar
@@ -403,7 +369,7 @@ def test_without_the_filter_the_list_is_skylines_own(
     image = new_image(glance_without_filter, 'alice', glance_cleanup)
     gate = helpers.Valve(b'\xa5' * SIZE)
     upload = Uploader(glance_without_filter.client('alice'), image['id'],
-                      gate)
+                      gate, SIZE)
     keystone.set_image_service(glance_without_filter.url)
     skyline.regenerate()
     try:
@@ -439,7 +405,7 @@ def test_a_frozen_memcached_shows_progress_unavailable(
         skyline, keystone, glance_keystone, memcached, page, glance_cleanup):
     image = new_image(glance_keystone, 'alice', glance_cleanup)
     gate = helpers.Valve(b'\xa5' * SIZE)
-    upload = Uploader(glance_keystone.client('alice'), image['id'], gate)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate, SIZE)
     page.login('alice', keystone)
     with upload:
         gate.open_to(16 * MiB)

@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
@@ -37,22 +36,6 @@ from testbed import packages
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 STAMP = os.path.join(ROOT, 'node_modules', '.glance-progress-installed')
-
-
-@pytest.fixture(scope='module')
-def say(request):
-    """Print past pytest's capture: what each step cost."""
-    plugins = request.config.pluginmanager
-    reporter = plugins.get_plugin('terminalreporter')
-    capture = plugins.get_plugin('capturemanager')
-
-    def write(text):
-        if reporter is None or capture is None:
-            print(text, file=sys.stderr)
-            return
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(text)
-    return write
 
 
 def _npm_env():

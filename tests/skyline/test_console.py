@@ -26,7 +26,6 @@ tests/e2e/test_skyline.py.
 import os
 import re
 import subprocess
-import sys
 import time
 
 import pytest
@@ -34,22 +33,6 @@ import pytest
 from testbed import skyline_console
 
 SPEC = 'src/utils/upload-progress.spec.js'
-
-
-@pytest.fixture(scope='module')
-def say(request):
-    """Print past pytest's capture: what each step cost."""
-    plugins = request.config.pluginmanager
-    reporter = plugins.get_plugin('terminalreporter')
-    capture = plugins.get_plugin('capturemanager')
-
-    def write(text):
-        if reporter is None or capture is None:
-            print(text, file=sys.stderr)
-            return
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(text)
-    return write
 
 
 @pytest.fixture(scope='module')
