@@ -12,18 +12,20 @@
 
 """skyline-console 9.0.0 with this package's patches, built once.
 
-The wheel on PyPI carries a 2022 console, so the test bed builds it as
-doc/source/install/skyline.rst tells operators: the sdist
-(``pip download --no-deps --no-binary :all: skyline-console==9.0.0``),
-``contrib/skyline/*.patch`` applied in file-name order with
-``patch -p1``, ``yarn install`` and ``yarn run build`` (webpack), which
-writes ``skyline_console/static``.
+The wheel on PyPI carries a 2022 console, so the test bed builds it from
+the sdist exactly as operators do: it runs the install guide's
+``skyline-build`` block (doc/source/install/skyline.rst: ``pip
+download`` of the sdist, ``contrib/skyline/*.patch`` applied in file-name
+order with ``patch -p1``, ``yarn install``, ``yarn run build`` (webpack,
+which writes ``skyline_console/static``) and ``pip wheel``), with SRC
+this checkout and BUILD a new folder of the cache.  So every build checks
+the recipe as pasted.
 
 A build is cached in ``cache_dir()/skyline-console/KEY``, KEY the sha256
-of the sdist, of each patch (name and bytes) and of Node's major version:
-a second call only looks (under a second); the first one costs about a
-minute of ``yarn install`` and two of webpack on two cores.  Builds
-happen in a temporary directory renamed into place only when they
+of that block, the sdist, each patch (name and bytes) and Node's major
+version: a second call only looks (under a second); the first one costs
+about a minute of ``yarn install`` and two of webpack on two cores.
+Builds happen in a temporary directory renamed into place only when they
 succeeded, one at a time (a lock file), and the newest two keys are kept.
 Stdlib only.
 """
@@ -33,6 +35,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +43,7 @@ import tarfile
 import tempfile
 import time
 
+from testbed import docs
 from testbed import horizon
 from testbed import packages
 
@@ -47,9 +51,11 @@ VERSION = "9.0.0"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 PATCH_DIR = os.path.join(ROOT, "contrib", "skyline")
+# The recipe, in the install guide: the test bed runs that very block.
+GUIDE = os.path.join(docs.DOC, "install", "skyline.rst")
 YARN_VERSION = "1.22.22"
-# Bump when the recipe below changes what a build holds.
-RECIPE = "1"
+# The sdist's top folder: the recipe's tree, built.
+TREE = "skyline_console-%s" % VERSION
 KEEP = 2
 SDIST = "skyline_console-%s.tar.gz" % VERSION
 # What a build records about itself, next to its tree.
@@ -67,7 +73,7 @@ class Build:
             record = json.load(f)
         self.path = path
         self.key = record["key"]
-        self.tree = os.path.join(path, "src")
+        self.tree = os.path.join(path, TREE)
         self.static = os.path.join(self.tree, "skyline_console", "static")
         self.seconds = seconds
         self.yarn_install_seconds = record["yarn_install_seconds"]
@@ -141,10 +147,10 @@ def node_major():
 
 
 def key(say=print):
-    """The cache key: the sdist, each patch (name and bytes, in order)
-    and Node's major version."""
+    """The cache key: the recipe, the sdist, each patch (name and bytes,
+    in order) and Node's major version."""
     digest = hashlib.sha256()
-    for part in ("recipe", RECIPE, "version", VERSION):
+    for part in ("recipe", recipe(), "version", VERSION):
         digest.update(part.encode() + b"\0")
     with open(sdist(say), "rb") as f:
         digest.update(hashlib.sha256(f.read()).digest())
@@ -154,36 +160,6 @@ def key(say=print):
             digest.update(hashlib.sha256(f.read()).digest())
     digest.update(b"node " + node_major().encode())
     return digest.hexdigest()[:20]
-
-
-def _yarn_v1(command):
-    try:
-        version = subprocess.run(
-            [command, "--version"], capture_output=True, text=True,
-            timeout=60, stdin=subprocess.DEVNULL).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return version.startswith("1.")
-
-
-def yarn(say=print):
-    """yarn 1 (skyline-console's yarn.lock is yarn 1's): on PATH as
-    ``yarn`` or Debian's ``yarnpkg``, else npm-installed once into the
-    cache."""
-    for name in ("yarn", "yarnpkg"):
-        found = shutil.which(name)
-        if found and _yarn_v1(found):
-            return found
-    prefix = os.path.join(cache_root(), "yarn-%s" % YARN_VERSION)
-    found = os.path.join(prefix, "node_modules", ".bin", "yarn")
-    if not _yarn_v1(found):
-        if shutil.which("npm") is None:
-            packages.ensure_packages(("npm",), takes="1 min")
-        say("installing yarn %s with npm into %s ..." % (YARN_VERSION, prefix))
-        shutil.rmtree(prefix, ignore_errors=True)
-        _run(["npm", "install", "--prefix", prefix, "--no-audit", "--no-fund",
-              "yarn@%s" % YARN_VERSION], env=_env(), timeout=600)
-    return found
 
 
 def _env():
@@ -227,39 +203,67 @@ def extract(sdist_path, dest):
     return dest
 
 
+def recipe():
+    """The install guide's ``skyline-build`` block: what operators paste,
+    and what this module runs."""
+    return docs.code_blocks(GUIDE)["skyline-build"]
+
+
+def _step_seconds(log, *commands):
+    """Seconds each of ``commands`` (part of a traced line) took, from
+    the trace's timestamps (PS4 below): until the next traced line."""
+    stamps = []
+    with open(log, errors="replace") as f:
+        for line in f:
+            found = re.match(r"^\++ @(\d+\.\d+) (.*)$", line)
+            if found:
+                stamps.append((float(found.group(1)), found.group(2)))
+    seconds = []
+    for command in commands:
+        for n, (stamp, text) in enumerate(stamps[:-1]):
+            if command in text:
+                seconds.append(round(stamps[n + 1][0] - stamp, 1))
+                break
+        else:
+            seconds.append(None)
+    return seconds
+
+
 def _build(path, build_key, log, say):
-    """Build into ``path`` (a new folder): the tree, then the record."""
-    tree = os.path.join(path, "src")
-    extract(sdist(say), tree)
+    """Build into ``path`` (a new folder, the recipe's $BUILD): the
+    guide's block with SRC this checkout, traced with timestamps into
+    ``log``; then the record."""
     with open(log, "w") as f:
         f.write("skyline-console %s, key %s\n" % (VERSION, build_key))
-    apply_patches(tree, log=log)
-    yarn_cmd = yarn(say)
-    env = _env()
-    say("skyline-console: yarn install (about 1 min; log %s) ..." % log)
-    started = time.monotonic()
-    # --pure-lockfile, not --frozen-lockfile: the sdist's yarn.lock is out
-    # of step with its package.json (frozen fails), and a build must not
-    # rewrite it either.
-    _run([yarn_cmd, "install", "--pure-lockfile", "--non-interactive",
-          "--network-timeout", "600000"], cwd=tree, env=env, log=log)
-    yarn_seconds = time.monotonic() - started
-    say("skyline-console: yarn install took %.0f s; webpack (about 2-3 "
-        "min) ..." % yarn_seconds)
-    started = time.monotonic()
-    _run([yarn_cmd, "run", "build"], cwd=tree, env=env, log=log)
-    webpack_seconds = time.monotonic() - started
-    say("skyline-console: webpack took %.0f s" % webpack_seconds)
+    node_major()
+    if shutil.which("npx") is None:
+        packages.ensure_packages(("npm",), takes="1 min")
+    if shutil.which("patch") is None:
+        packages.ensure_packages(("patch",), takes="10 s")
+    env = dict(_env(), SRC=ROOT, BUILD=path, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+        env.pop(var, None)
+    say("skyline-console: the install guide's skyline-build block (yarn "
+        "install about 1 min, webpack 2-3 min; log %s) ..." % log)
+    # bash takes no PS4 from the environment when run as root: set here.
+    trace = "PS4='+ @${EPOCHREALTIME} '; set -x\n"
+    _run(["bash", "-e", "-c", trace + recipe()], cwd=path, env=env, log=log)
+    yarn_seconds, webpack_seconds = _step_seconds(
+        log, "npx --yes yarn@%s install" % YARN_VERSION,
+        "npx --yes yarn@%s run build" % YARN_VERSION)
+    say("skyline-console: yarn install took %s s, webpack %s s"
+        % (yarn_seconds, webpack_seconds))
+    tree = os.path.join(path, TREE)
     index = os.path.join(tree, "skyline_console", "static", "index.html")
     if not os.path.exists(index):
         raise RuntimeError("the build wrote no %s; log %s" % (index, log))
     with open(os.path.join(path, RECORD), "w") as f:
         json.dump({"key": build_key, "version": VERSION,
                    "node": _run(["node", "--version"]).strip(),
-                   "yarn": _run([yarn_cmd, "--version"]).strip(),
+                   "yarn": YARN_VERSION,
                    "patches": [os.path.basename(p) for p in patches()],
-                   "yarn_install_seconds": round(yarn_seconds, 1),
-                   "webpack_seconds": round(webpack_seconds, 1),
+                   "yarn_install_seconds": yarn_seconds,
+                   "webpack_seconds": webpack_seconds,
                    "built_at": time.time()}, f, indent=1)
 
 
