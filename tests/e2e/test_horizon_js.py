@@ -25,7 +25,7 @@ import pytest
 import testbed
 
 # Each module says what it cost, in the run's output (CI's budget).
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures('horizon_leg_cost')]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures('dashboard_leg_cost')]
 
 
 def test_the_plugin_loads_in_horizon_without_memcached_glance_store_or_ceph(
