@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import time
+import zipfile
 
 import pytest
 
@@ -102,6 +103,19 @@ def test_the_build_carries_the_progress_column(console):
     # The cell's class and the words of an unavailable record.
     assert 'image-upload-progress-text' in text
     assert 'Progress unavailable' in text
+
+
+def test_the_wheel_carries_the_built_console(console):
+    """The recipe's wheel, what operators install, holds this build's
+    bundle, not the 2022 console of the sdist's (and PyPI's) static/."""
+    with zipfile.ZipFile(console.wheel) as wheel:
+        names = wheel.namelist()
+        bundles = [name for name in names if re.match(
+            r'skyline_console/static/main\.bundle\.\d+\.js$', name)]
+        assert len(bundles) == 1, bundles
+        assert os.path.basename(bundles[0]) in os.listdir(console.static)
+        text = wheel.read(bundles[0]).decode('utf-8')
+    assert 'image-upload-progress-text' in text
 
 
 def test_the_formatters_jest_spec_passes(console, say):

@@ -65,6 +65,7 @@ RECORD = "testbed-build.json"
 class Build:
     """A built console: ``static`` (nginx's root, with index.html),
     ``tree`` (the patched source with node_modules, for jest and eslint),
+    ``wheel`` (what operators install),
     ``seconds`` (what the build() call that returned it cost) and the
     first build's ``yarn_install_seconds`` and ``webpack_seconds``."""
 
@@ -75,6 +76,9 @@ class Build:
         self.key = record["key"]
         self.tree = os.path.join(path, TREE)
         self.static = os.path.join(self.tree, "skyline_console", "static")
+        # what operators install (the recipe's last step)
+        self.wheel = os.path.join(
+            path, "dist", "skyline_console-%s-py3-none-any.whl" % VERSION)
         self.seconds = seconds
         self.yarn_install_seconds = record["yarn_install_seconds"]
         self.webpack_seconds = record["webpack_seconds"]
@@ -229,17 +233,28 @@ def _step_seconds(log, *commands):
     return seconds
 
 
+def _ensure_tools():
+    """What the recipe runs, from Debian when missing (the guide's
+    skyline-packages block): node, npx, patch, python3's venv.  Asked
+    command by command: a Node.js from elsewhere (nodesource's, with its
+    own npm) is kept."""
+    node_major()
+    if shutil.which("npx") is None:
+        packages.ensure_packages(("npm",), takes="1 min")
+    if shutil.which("patch") is None:
+        packages.ensure_packages(("patch",), takes="10 s")
+    if subprocess.run(["python3", "-c", "import ensurepip"],
+                      capture_output=True).returncode != 0:
+        packages.ensure_packages(("python3-venv",), takes="10 s")
+
+
 def _build(path, build_key, log, say):
     """Build into ``path`` (a new folder, the recipe's $BUILD): the
     guide's block with SRC this checkout, traced with timestamps into
     ``log``; then the record."""
     with open(log, "w") as f:
         f.write("skyline-console %s, key %s\n" % (VERSION, build_key))
-    node_major()
-    if shutil.which("npx") is None:
-        packages.ensure_packages(("npm",), takes="1 min")
-    if shutil.which("patch") is None:
-        packages.ensure_packages(("patch",), takes="10 s")
+    _ensure_tools()
     env = dict(_env(), SRC=ROOT, BUILD=path, PIP_DISABLE_PIP_VERSION_CHECK="1")
     for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
         env.pop(var, None)
