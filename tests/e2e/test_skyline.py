@@ -278,13 +278,14 @@ def page(skyline, glance_keystone, tmp_path):
             glance_keystone.log_tail(30), skyline.log_tail(15)))
 
 
-def with_bar(page, image_id, above=None):
-    """The row once its cell shows a bar with a percent (above
-    ``above``)."""
+def with_bar(page, image_id, above=0.0):
+    """The row once its cell shows a bar with a percent above ``above``
+    (by default: once Ceph acknowledged data; the record says 0 % from
+    the upload's first moment, which a slow refresh may show first)."""
     def look():
         row = page.row(image_id)
         return (row and row['percent'] is not None and row['bars'] and
-                (above is None or row['percent'] > above) and row)
+                row['percent'] > above and row)
     return look
 
 
