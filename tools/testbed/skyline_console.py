@@ -125,6 +125,27 @@ def _run(args, *, cwd=None, env=None, log=None, timeout=1800):
     return output
 
 
+def _pip_python():
+    """A Python with pip: this one, or (Debian's python3 has no pip) a
+    venv of the cache's own."""
+    if subprocess.run([sys.executable, "-c", "import pip"],
+                      capture_output=True).returncode == 0:
+        return sys.executable
+    _ensure_venv()
+    venv = os.path.join(cache_root(), "pip-venv")
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        _run([sys.executable, "-m", "venv", venv])
+    return python
+
+
+def _ensure_venv():
+    """python3's venv module with ensurepip (Debian's python3-venv)."""
+    if subprocess.run(["python3", "-c", "import ensurepip"],
+                      capture_output=True).returncode != 0:
+        packages.ensure_packages(("python3-venv",), takes="10 s")
+
+
 def sdist(say=print):
     """The skyline-console sdist, downloaded once (pip, from the index)."""
     folder = os.path.join(cache_root(), "sdist")
@@ -134,7 +155,7 @@ def sdist(say=print):
     say("downloading the skyline-console %s sdist (26 MB) ..." % VERSION)
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        _run([sys.executable, "-m", "pip", "download", "-q",
+        _run([_pip_python(), "-m", "pip", "download", "-q",
               "--disable-pip-version-check", "--no-deps", "--no-binary",
               ":all:", "-d", tmp, "skyline-console==%s" % VERSION],
              timeout=600)
@@ -243,9 +264,7 @@ def _ensure_tools():
         packages.ensure_packages(("npm",), takes="1 min")
     if shutil.which("patch") is None:
         packages.ensure_packages(("patch",), takes="10 s")
-    if subprocess.run(["python3", "-c", "import ensurepip"],
-                      capture_output=True).returncode != 0:
-        packages.ensure_packages(("python3-venv",), takes="10 s")
+    _ensure_venv()
 
 
 def _build(path, build_key, log, say):
