@@ -198,6 +198,22 @@ def glance(stacks):
         'auth_endpoint': 'http://127.0.0.1:%d/v3' % testbed.free_port()}})
 
 
+@pytest.fixture
+def glance_cleanup(ceph, glance_keystone):
+    """Images the test created through glance: deleted through glance,
+    and their RBD images, at the end (the glance_keystone of the test's
+    module: the browser tests' modules have their own)."""
+    created = []
+    yield created
+    client = glance_keystone.client('admin')
+    for image_id in created:
+        try:
+            client.images.delete(image_id)
+        except Exception:
+            pass
+        helpers.remove_image(ceph, helpers.POOL, image_id)
+
+
 @pytest.fixture(scope='module')
 def dashboard_leg_cost(request):
     """Say what a dashboard's test module (Horizon's, Skyline's) cost, in

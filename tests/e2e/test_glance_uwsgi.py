@@ -40,7 +40,6 @@ from tests.e2e.helpers import log_text
 from tests.e2e.helpers import Uploader
 # Horizon's fixtures and helpers, on this module's glance (their
 # glance_keystone is the one below): one copy of how Horizon is driven.
-from tests.e2e.test_horizon import glance_cleanup  # noqa: F401
 from tests.e2e.test_horizon import horizon  # noqa: F401
 from tests.e2e.test_horizon import new_image
 from tests.e2e.test_horizon import page  # noqa: F401
@@ -90,7 +89,7 @@ def glance_keystone(ceph, memcached, workdir, keystone):
 
 def test_an_upload_on_the_endpoint_and_in_horizon_s_column(
         horizon, keystone, glance_keystone, page,  # noqa: F811
-        glance_cleanup):  # noqa: F811
+        glance_cleanup):
     image = new_image(glance_keystone, 'alice', glance_cleanup)
     url = '%s/v2/images/%s/progress' % (glance_keystone.url, image['id'])
     token = glance_keystone.headers('alice')
@@ -136,7 +135,7 @@ def test_an_upload_on_the_endpoint_and_in_horizon_s_column(
 
 
 def test_a_frozen_memcached_and_pollers_do_not_hold_glance(
-        glance_keystone, memcached, glance_cleanup):  # noqa: F811
+        glance_keystone, memcached, glance_cleanup):
     """Six pollers on the endpoint while memcached is frozen: only the
     probes of the server wait the socket timeout (each answer that took
     it is one); the others are a 503 at once, and the image list keeps
@@ -219,7 +218,7 @@ def test_without_enable_threads_the_store_warns_if_uwsgi_runs_no_threads(
 
 
 def test_glance_s_ini_refuses_python_glanceclient_s_1_mib_chunks(
-        glance_keystone, glance_cleanup):  # noqa: F811
+        glance_keystone, glance_cleanup):
     """What the install guide says of glance's own ini: uWSGI's default
     chunked-input-limit (1 MiB) refuses the 1 MiB chunks python-
     glanceclient sends, whatever the store; a chunk just under passes."""

@@ -105,21 +105,6 @@ def horizon(workdir, keystone, glance_keystone):
         yield server
 
 
-@pytest.fixture
-def glance_cleanup(ceph, glance_keystone):
-    """Images the test created through glance: deleted through glance,
-    and their RBD images, at the end."""
-    created = []
-    yield created
-    client = glance_keystone.client('admin')
-    for image_id in created:
-        try:
-            client.images.delete(image_id)
-        except Exception:
-            pass
-        helpers.remove_image(ceph, helpers.POOL, image_id)
-
-
 def new_image(api, user, glance_cleanup, name=None, **properties):
     image = api.client(user).images.create(
         name=name or 'hz-%s' % uuid.uuid4().hex[:8], disk_format='raw',

@@ -29,7 +29,6 @@ import os
 import re
 import sys
 import time
-import uuid
 
 import pytest
 import requests
@@ -38,6 +37,8 @@ import testbed
 
 from tests.e2e.helpers import browser
 from tests.e2e.helpers import Uploader
+# Horizon's image helper.
+from tests.e2e.test_horizon import new_image
 from tests import helpers
 from tests.helpers import MiB
 from tests.helpers import wait_for as until
@@ -121,29 +122,6 @@ def skyline(workdir, keystone, glance_keystone, console):
             testbed.skyline.VERSION, time.monotonic() - started, ', '.join(
                 '%s %.1f s' % item for item in server.timings.items())))
         yield server
-
-
-@pytest.fixture
-def glance_cleanup(ceph, glance_keystone):
-    """Images the test created through glance: deleted through glance,
-    and their RBD images, at the end."""
-    created = []
-    yield created
-    client = glance_keystone.client('admin')
-    for image_id in created:
-        try:
-            client.images.delete(image_id)
-        except Exception:
-            pass
-        helpers.remove_image(ceph, helpers.POOL, image_id)
-
-
-def new_image(api, user, glance_cleanup, **properties):
-    image = api.client(user).images.create(
-        name='sky-%s' % uuid.uuid4().hex[:8], disk_format='raw',
-        container_format='bare', **properties)
-    glance_cleanup.append(image['id'])
-    return image
 
 
 class Page:
