@@ -51,6 +51,8 @@ SCREENSHOT = 'skyline-images-progress.png'
 # The console's glance calls go through nginx's location of the
 # catalog's image service (skyline-nginx-generator).
 PROGRESS_URL = re.compile(r'/glance/v2/images/[0-9a-f-]+/progress')
+# The list's own request (each fetch of the Images list).
+LIST_URL = re.compile(r'/glance/v2/images(\?|$)')
 # What the page shows is waited for up to 90 s: a row in transition is
 # refreshed every 10 s, and the other services share two busy cores.
 PAGE = 90
@@ -130,15 +132,16 @@ class Page:
     def __init__(self, driver, skyline):
         self.driver, self.skyline = driver, skyline
         self.progress_requests = []
+        self.list_requests = 0
 
-    def login(self, user, keystone):
+    def login(self, user, keystone, landing='compute/image'):
         """Through Skyline's login form, as a person would; it lands on
-        Compute -> Images (the referer), not on the Overview (which needs
-        nova and cinder)."""
+        ``landing`` (the referer: Compute -> Images), not on the Overview
+        (which needs nova and cinder)."""
         from selenium.webdriver.common.by import By
         u = keystone.users[user]
         self.driver.get(self.skyline.url +
-                        'auth/login?referer=/compute/image')
+                        'auth/login?referer=/' + landing)
         until('the login form', lambda: self.driver.find_elements(
             By.CSS_SELECTOR, '#normal_login_password'), 60)
         self.driver.find_element(
@@ -147,8 +150,8 @@ class Page:
             By.CSS_SELECTOR, '#normal_login_password').send_keys(u.password)
         self.driver.find_element(
             By.CSS_SELECTOR, '#normal_login_submit button').click()
-        until('Compute -> Images', lambda: self.driver.current_url.rstrip(
-            '/').endswith('/compute/image'), 60)
+        until(landing, lambda: self.driver.current_url.rstrip(
+            '/').endswith('/' + landing), 60)
         self.wait_for_table()
 
     def open(self):
@@ -199,8 +202,9 @@ class Page:
 
     def network(self):
         """The progress requests sent since the last call (kept in
-        ``progress_requests`` as (URL, status)), from Chrome's DevTools
-        events; the failed requests of any URL are returned."""
+        ``progress_requests`` as (URL, status)) and the list's fetches
+        (counted in ``list_requests``), from Chrome's DevTools events;
+        the failed requests of any URL are returned."""
         failed, sent = [], {}
         for entry in self.driver.get_log('performance'):
             message = json.loads(entry['message'])['message']
@@ -210,6 +214,8 @@ class Page:
                 if PROGRESS_URL.search(params['request']['url']):
                     self.progress_requests.append(
                         [params['request']['url'], None])
+                elif LIST_URL.search(params['request']['url']):
+                    self.list_requests += 1
             elif message['method'] == 'Network.responseReceived':
                 url, status = (params['response']['url'],
                                params['response']['status'])
@@ -365,9 +371,12 @@ def test_without_the_filter_the_list_is_skylines_own(
                 until('a progress request', lambda: (
                     page.network(),
                     len(page.progress_requests) > started)[1], PAGE)
-                # two transition refreshes (10 s each) ask no more
-                time.sleep(25)
-                page.network()
+                # the list fetched twice more (its transition refresh,
+                # every 10 s: the row is saving) asks no more
+                lists = page.list_requests
+                until('two refreshes of the list', lambda: (
+                    page.network(), page.list_requests >= lists + 2)[1],
+                    PAGE)
                 asked = page.progress_requests[started:]
                 assert [s for _, s in asked] == [404], asked
                 assert 'Progress' not in page.headers(), page.headers()
@@ -409,4 +418,43 @@ def test_a_frozen_memcached_shows_progress_unavailable(
     page.network()
     assert 503 in [s for _, s in page.progress_requests], (
         page.progress_requests)
+    assert page.notices() == []
+
+
+SIZE_TEXT = re.compile(r'^([0-9.]+) (B|KiB|MiB|GiB)\b')
+
+
+def shown_bytes(row):
+    """The bytes a cell without a total shows first ("40.0 MiB · ...")."""
+    found = SIZE_TEXT.match(row['text'] or '')
+    units = {'B': 1, 'KiB': 1024, 'MiB': MiB, 'GiB': 1024 * MiB}
+    return float(found.group(1)) * units[found.group(2)] if found else None
+
+
+def test_an_instance_snapshot_of_unknown_size_shows_rising_bytes(
+        skyline, keystone, glance_keystone, page, glance_cleanup):
+    """Compute -> Instance Snapshots has the column too; a snapshot sent
+    chunked, as Nova sends one (no size: glance knows no total), shows
+    its bytes rising and "size not known", never a percent or a bar."""
+    image = new_image(glance_keystone, 'alice', glance_cleanup,
+                      image_type='snapshot')
+    gate = helpers.Valve(b'\xa5' * SIZE)
+    upload = Uploader(glance_keystone.client('alice'), image['id'], gate,
+                      SIZE, sized=False)
+    page.login('alice', keystone, landing='compute/instance-snapshot')
+    page.progress_column()
+    with upload:
+        gate.open_to(16 * MiB)
+        first = until('bytes', lambda: (lambda r: r and r['state'] == (
+            'uploading') and shown_bytes(r) and r)(page.row(image['id'])),
+            PAGE)
+        gate.open_to(48 * MiB)
+        second = until('more bytes', lambda: (
+            lambda r: r and (shown_bytes(r) or 0) > shown_bytes(first) and r)(
+                page.row(image['id'])), PAGE)
+        for row in (first, second):
+            assert 'size not known' in row['text'], row
+            assert '%' not in row['text'], row
+            assert row['percent'] is None and row['bars'] == 0, row
+        assert upload.finish() is None
     assert page.notices() == []
