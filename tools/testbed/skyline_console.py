@@ -48,8 +48,7 @@ from testbed import horizon
 from testbed import packages
 
 VERSION = "9.0.0"
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+ROOT = docs.ROOT
 PATCH_DIR = os.path.join(ROOT, "contrib", "skyline")
 # The recipe, in the install guide: the test bed runs that very block.
 GUIDE = os.path.join(docs.DOC, "install", "skyline.rst")
@@ -73,7 +72,6 @@ class Build:
         with open(os.path.join(path, RECORD)) as f:
             record = json.load(f)
         self.path = path
-        self.key = record["key"]
         self.tree = os.path.join(path, TREE)
         self.static = os.path.join(self.tree, "skyline_console", "static")
         # what operators install (the recipe's last step)
@@ -82,9 +80,6 @@ class Build:
         self.seconds = seconds
         self.yarn_install_seconds = record["yarn_install_seconds"]
         self.webpack_seconds = record["webpack_seconds"]
-        self.node = record["node"]
-        self.yarn = record["yarn"]
-        self.patches = record["patches"]
 
     def __repr__(self):
         return "<skyline-console %s %s>" % (VERSION, self.static)
@@ -201,17 +196,15 @@ def _env():
         BROWSERSLIST_IGNORE_OLD_DATA="1")
 
 
-def apply_patches(tree, patch_paths=None, log=None):
-    """``patch -p1`` each patch in turn; fuzz fails it (-F0).  Returns
-    patch's output per patch (it names any offset)."""
+def apply_patches(tree):
+    """``patch -p1`` each patch in turn, stricter than the recipe: fuzz
+    fails it (-F0).  Returns patch's output per patch (it names any
+    offset)."""
     if shutil.which("patch") is None:
         packages.ensure_packages(("patch",), takes="10 s")
-    outputs = []
-    for path in patches() if patch_paths is None else patch_paths:
-        outputs.append(_run(
-            ["patch", "-p1", "--forward", "--no-backup-if-mismatch", "-F0",
-             "-i", path], cwd=tree, log=log))
-    return outputs
+    return [_run(["patch", "-p1", "--forward", "--no-backup-if-mismatch",
+                  "-F0", "-i", path], cwd=tree)
+            for path in patches()]
 
 
 def extract(sdist_path, dest):
