@@ -147,10 +147,13 @@ Related options:
                  help="""
 Minimum time, in seconds, between two progress updates of one upload.
 
-The default, 0, publishes after every chunk written (every
-``rbd_store_chunk_size`` megabytes). A larger value lowers the load on
-memcached for clouds with many concurrent uploads. The first and the
-final updates are always published.
+The default, 0, publishes after every chunk Ceph acknowledges (every
+``rbd_store_chunk_size`` megabytes), as soon as Ceph acknowledges it,
+even while the upload waits for the client's next chunk. A larger value
+lowers the load on memcached for clouds with many concurrent uploads;
+bytes it holds back are published once the interval has passed, so a
+record is never more than this far behind Ceph. The first and the final
+updates are always published.
 
 Possible values:
     * 0 or a positive number of seconds

@@ -17,13 +17,18 @@ so the cluster and the CPU take turns. Here each chunk is handed to
 librbd's asynchronous write at once, a bounded number of writes stay in
 flight, and the checksum, the multihash and the signature verifier are
 fed by two hashing threads (hashlib releases the GIL) while the next
-chunk is read. Progress counts only writes that Ceph has acknowledged.
+chunk is read. Progress counts only writes that Ceph has acknowledged,
+and counts each one when Ceph acknowledges it, on a thread of its own: the
+request thread may wait any time for the client's next chunk, and what
+Ceph holds meanwhile is what an operator must see.
 """
 
 import collections
 import concurrent.futures
 import errno
 import logging
+import queue
+import threading
 
 from oslo_utils import units
 
@@ -90,6 +95,67 @@ class _Lane:
             pending.result()
 
 
+class _Acknowledger:
+    """Counts each write in the upload's progress as Ceph acknowledges it.
+
+    The request thread sends writes and then reads the client's next chunk,
+    which a slow or paused client may take minutes to send; counting the
+    writes only when it reaps them would leave the record behind the data
+    Ceph holds (and ``stalled``) all that time. This thread waits for the
+    writes in the order they were sent (a wait that holds no GIL, so it
+    costs the upload nothing) and advances the progress at once, and
+    publishes a state that ``progress_min_interval`` held back once the
+    interval has passed. It never raises into the upload: a refused write
+    is the request thread's to raise when it reaps it; counting stops
+    there.
+    """
+
+    def __init__(self, progress):
+        self._progress = progress
+        self._sent = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._run, name='glance-progress-ack', daemon=True)
+        self._thread.start()
+
+    def sent(self, completion, length):
+        """A write went to librbd (completion None: nothing to wait for)."""
+        self._sent.put((completion, length))
+
+    def close(self):
+        """Count what is acknowledged and stop; call once every write sent
+        has completed (reaped or abandoned), so that this never waits on
+        Ceph, and before the upload's final state is published."""
+        self._sent.put(None)
+        self._thread.join()
+
+    def _run(self):
+        counting = True
+        due_in = None
+        while True:
+            try:
+                sent = self._sent.get(timeout=due_in)
+            except queue.Empty:
+                due_in = self._progress.publish_if_due()
+                continue
+            if sent is None:
+                return
+            completion, length = sent
+            if not counting:
+                continue
+            try:
+                if completion is not None:
+                    completion.wait_for_complete_and_cb()
+                    if completion.get_return_value() < 0:
+                        counting = False
+                        continue
+                due_in = self._progress.advance(length)
+            except Exception:
+                LOG.warning('Counting acknowledged writes stops here; the '
+                            'record shows the bytes counted so far',
+                            exc_info=True)
+                counting = False
+
+
 class ImageWriter:
     """Writes one upload's data into an open, freshly created RBD image."""
 
@@ -108,6 +174,7 @@ class ImageWriter:
         self._in_flight = collections.deque()
         self._capacity = image_size
         self._resize_step = 0
+        self._acknowledger = None
 
     def write(self, image_file, checksum, multihash, verifier=None):
         """Stream `image_file` in; returns the number of bytes stored.
@@ -125,6 +192,7 @@ class ImageWriter:
                 thread_name_prefix='glance-progress-hash') as executor:
             lanes = (_Lane(executor, digest_functions),
                      _Lane(executor, [multihash.update]))
+            self._acknowledger = _Acknowledger(self._progress)
             try:
                 for chunk in self._read_chunks(image_file):
                     self._write_chunk(chunk, offset)
@@ -136,6 +204,8 @@ class ImageWriter:
             except BaseException:
                 self._abandon_in_flight()
                 raise
+            finally:
+                self._acknowledger.close()
         if self._expected and offset != self._expected:
             raise exceptions.Invalid(
                 'Size mismatch: expected %d bytes, got %d bytes' % (
@@ -174,6 +244,7 @@ class ImageWriter:
         else:
             completion = self._image.aio_write(chunk, offset, _noop_callback)
         self._in_flight.append((completion, offset, chunk, taken))
+        self._acknowledger.sent(completion, len(chunk))
 
     def _make_room(self, nbytes):
         """Wait until one more write may go; returns what it takes.
@@ -228,7 +299,6 @@ class ImageWriter:
             result = completion.get_return_value()
             if result < 0:
                 raise WriteFailed(-result, offset, len(chunk))
-        self._progress.advance(len(chunk))
 
     def _give_back(self, taken):
         if taken:

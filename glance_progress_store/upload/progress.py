@@ -31,7 +31,12 @@ LOG = logging.getLogger(__name__)
 
 
 class UploadProgress:
-    """The progress of one upload; lives in the add() call, never on self."""
+    """The progress of one upload; lives in the add() call, never on self.
+
+    Called by one thread at a time: the request thread publishes the first
+    state, the writer's acknowledger thread counts bytes, and the request
+    thread publishes the final states once that thread has stopped.
+    """
 
     def __init__(self, config, image_id, backend, total, context=None,
                  conf=None):
@@ -44,6 +49,7 @@ class UploadProgress:
         self._config = config
         self._started_at = time.time()
         self._last_published = 0.0
+        self._published_bytes = 0
         self._publisher = None
         if config.enabled:
             self._publisher = publisher.get_publisher(
@@ -68,14 +74,29 @@ class UploadProgress:
         self._notify('start')
 
     def advance(self, nbytes):
-        """Count bytes that Ceph has acknowledged."""
+        """Count bytes that Ceph has acknowledged; returns what
+        :meth:`publish_if_due` returns."""
         self.bytes += nbytes
         if self._events is not None:
             self._notify('advance', self.bytes)
-        if (self._publisher is not None and
-                time.monotonic() - self._last_published >=
-                self._config.min_interval):
-            self._publish(records.UPLOADING)
+        return self.publish_if_due()
+
+    def publish_if_due(self):
+        """Publish the bytes counted since the last record, unless a record
+        went out less than ``progress_min_interval`` ago.
+
+        Returns the seconds until the bytes held back are due, or None
+        when nothing is held back: the caller asks again then, so that the
+        last bytes before a pause are never held back for the pause.
+        """
+        if self._publisher is None or self.bytes == self._published_bytes:
+            return None
+        due_in = (self._last_published + self._config.min_interval -
+                  time.monotonic())
+        if due_in > 0:
+            return due_in
+        self._publish(records.UPLOADING)
+        return None
 
     def finalizing(self):
         self._publish(records.FINALIZING)
@@ -104,6 +125,7 @@ class UploadProgress:
         if self._publisher is None:
             return
         self._last_published = time.monotonic()
+        self._published_bytes = self.bytes
         record = records.ProgressRecord(
             state=state, bytes=self.bytes, total=self.total,
             backend=self._backend, started_at=self._started_at,

@@ -112,6 +112,42 @@ def test_progress_is_monotonic_and_ends_stored(single_store, live_memcached,
     assert states.index('finalizing') < states.index('stored')
 
 
+@pytest.mark.parametrize('min_interval', [0, 1.0])
+def test_a_paused_client_sees_every_acknowledged_byte(
+        single_store, reader, image_id, min_interval):
+    """A client that sent three chunks and pauses (a slow link, a
+    paused copy) has three chunks in Ceph: the record says so while the
+    store waits for the fourth, also for the chunk that landed within
+    progress_min_interval of the one before, not when the client sends
+    more."""
+    store = single_store(progress_min_interval=min_interval)
+    data = helpers.payload(8 * MiB)
+    sent = 3 * CHUNK_MIB * MiB
+    body = helpers.Valve(data, limit=sent)
+    upload = threading.Thread(target=helpers.add_single,
+                              args=(store, image_id, body, len(data)))
+    upload.start()
+    try:
+        last = []
+
+        def all_sent_counted():
+            last[:] = [reader.get(image_id)]
+            return last[0] is not None and last[0].bytes == sent
+        # well within the Valve's first trickle (KEEPALIVE): the client
+        # has sent nothing more when the record gets there
+        helpers.wait_for('the record to count the three chunks sent',
+                         all_sent_counted, body.KEEPALIVE - 1, interval=0.05,
+                         on_timeout=lambda: '; last record: %r' % last)
+        assert body.handed_out == sent
+        assert last[0].state == 'uploading'
+        body.open()
+        upload.join(60)
+        assert helpers.wait_record(reader, image_id).bytes == len(data)
+    finally:
+        body.open()
+        upload.join(60)
+
+
 def test_memcached_sets_at_most_one_per_chunk(single_store, image_id):
     store = single_store()
     pub = helpers.publisher_of(store)
