@@ -12,7 +12,8 @@
 
 """The skyline-console patches (contrib/skyline/*.patch): they apply to
 the 9.0.0 sdist exactly (no fuzz, no offset), the console builds with
-them, the formatter's jest spec passes and the console's own ESLint finds
+them, the jest spec of src/utils/upload-progress.js (the formatter and the
+store's progress requests) passes and the console's own ESLint finds
 nothing in the files they touch.
 
 No glance, Ceph, memcached or Keystone: this tier needs Node.js (Debian's,
@@ -118,7 +119,7 @@ def test_the_wheel_carries_the_built_console(console):
     assert 'image-upload-progress-text' in text
 
 
-def test_the_formatters_jest_spec_passes(console, say):
+def test_the_upload_progress_jest_spec_passes(console, say):
     started = time.monotonic()
     # The console's `yarn run test:unit` (jest.config.js, NODE_ENV), with
     # its testPathIgnorePatterns anchored at the tree: unanchored, its
