@@ -45,6 +45,10 @@ DATABASE_PACKAGES = ("postgresql",)
 # port 80: POLICY_RC_D keeps it from starting, and the test bed runs its
 # own on loopback.
 SKYLINE_PACKAGES = ("nginx",)
+# skyline-apiserver 9.0.0 requires immutables, whose newest release (0.21)
+# has no wheel for CPython 3.14 (forky's): pip compiles its C extension
+# there, with these. Installed only for such an interpreter (skyline.py).
+SKYLINE_BUILD_PACKAGES = ("gcc", "python3-dev")
 # What the demo runs (Ceph, memcached; glance comes from PyPI), and on
 # top of it what only the tests use: the demo installs the first set,
 # tools/run-tests both.

@@ -86,6 +86,15 @@ http.server.ThreadingHTTPServer(
 """
 
 
+def _needs_compiler(python):
+    """Does pip compile a C extension of skyline-requirements.txt for
+    ``python`` ('CPython 3.14', horizon._python_version's)? See
+    packages.SKYLINE_BUILD_PACKAGES."""
+    implementation, version = python.split()
+    return implementation == "CPython" and tuple(
+        map(int, version.split("."))) >= (3, 14)
+
+
 def _file_hash(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()[:16]
@@ -159,14 +168,17 @@ class Skyline(procs.Service):
         started = time.monotonic()
         packages.ensure_packages(packages.SKYLINE_PACKAGES, takes="10 s",
                                  out=self.out)
+        python = horizon._python_version(self.base_python)
         stamp = os.path.join(self.venv, "testbed.installed")
-        wanted = "%s %s %s\n" % (VERSION, horizon._python_version(
-            self.base_python), _file_hash(REQUIREMENTS))
+        wanted = "%s %s %s\n" % (VERSION, python, _file_hash(REQUIREMENTS))
         if not (os.path.exists(os.path.join(self.bin, "uvicorn"))
                 and horizon._read(stamp) == wanted):
             self._say("installing skyline-apiserver %s from PyPI into %s "
                       "(about 30 s the first time) ..." % (VERSION, self.venv))
             shutil.rmtree(self.venv, ignore_errors=True)
+            if _needs_compiler(python):
+                packages.ensure_packages(packages.SKYLINE_BUILD_PACKAGES,
+                                         takes="30 s", out=self.out)
             self._run(self.base_python, "-m", "venv", self.venv)
             self._run(os.path.join(self.bin, "python"), "-m", "pip",
                       "install", "-q", "--disable-pip-version-check",
