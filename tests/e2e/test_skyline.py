@@ -14,8 +14,8 @@
 Skyline 9.0.0 (testbed.Skyline: skyline-apiserver from PyPI, Debian's
 nginx as Skyline's generator writes it) serving skyline-console 9.0.0
 built from its sdist with contrib/skyline/*.patch
-(testbed.skyline_console), against the test bed's real Keystone 30 and
-glance-api 33 with the progress filter.
+(testbed.skyline_console) and installed from its wheel, against the
+test bed's real Keystone 30 and glance-api 33 with the progress filter.
 
 Chromium (Debian's, headless, every name but 127.0.0.1 unresolvable)
 logs in through Skyline's form and lands on Compute -> Images.  Uploads
@@ -100,18 +100,15 @@ def glance_without_filter(ceph, memcached, workdir, keystone,
 
 @pytest.fixture(scope='module')
 def console():
-    """The static files of skyline-console 9.0.0 built with the patches
-    (cached across runs by testbed.skyline_console);
-    ``GPS_SKYLINE_STATIC`` names an already built ``static/`` instead."""
-    static = os.environ.get('GPS_SKYLINE_STATIC')
-    if static:
-        return static
+    """The wheel of skyline-console 9.0.0 built with the patches (cached
+    across runs by testbed.skyline_console), which testbed.Skyline
+    installs as the install guide does."""
     from testbed import skyline_console
     started = time.monotonic()
     built = skyline_console.build(say=print)
     print('patched skyline-console ready in %.0f s: %s' % (
-        time.monotonic() - started, built.static))
-    return built.static
+        time.monotonic() - started, built.wheel))
+    return built.wheel
 
 
 @pytest.fixture(scope='module')

@@ -20,9 +20,11 @@ the test bed's values, ``alembic upgrade head`` on sqlite, uvicorn on a
 free port; then Debian's nginx with the config ``skyline-nginx-generator``
 writes from Keystone's catalog (one location per service), rewritten
 for loopback (its own pid, temp and log paths, the upstream on uvicorn's
-port, ``root`` the console's static files given).  The console is not
-built here: ``static_dir`` is a built skyline-console's ``static/``
-(tools/testbed/skyline_console.py).
+port).  The console is not built here: ``console_wheel`` is the wheel of
+a built skyline-console (tools/testbed/skyline_console.py), which pip
+installs for the session as the install guide's ``skyline-install`` block
+installs it, so that the generator writes the installed package's
+``static/`` as nginx's ``root``.
 
 Skyline's login lists the network service's extensions: the catalog gets
 a ``network`` service, a stdlib stub answering ``GET /v2.0/extensions``
@@ -114,17 +116,22 @@ def _set_keys(text, values):
 
 
 class Skyline(procs.Service):
-    """skyline-apiserver and nginx on 127.0.0.1 with the console's
-    ``static_dir``, logging in to ``keystone`` (a testbed.Keystone: its
+    """skyline-apiserver and nginx on 127.0.0.1 serving the console of
+    ``console_wheel``, logging in to ``keystone`` (a testbed.Keystone: its
     catalog gains the ``network`` stub and the user ``skyline``).  Use it
     as a context manager; ``url`` ends with '/'; ``regenerate()`` writes
     nginx's config from the catalog again and reloads it."""
 
-    def __init__(self, workdir, keystone, static_dir, *, port=None,
+    def __init__(self, workdir, keystone, console_wheel, *, port=None,
                  out=None, python=None):
         self.workdir = os.path.abspath(workdir)
         self.keystone = keystone
-        self.static_dir = os.path.abspath(static_dir)
+        self.console_wheel = os.path.abspath(console_wheel)
+        # where pip installs the console for this instance (on the
+        # apiserver's path): the cached venv stays the same for every run
+        self.console_dir = os.path.join(self.workdir, "console")
+        self.static_dir = os.path.join(self.console_dir, "skyline_console",
+                                       "static")
         self.port = port or procs.free_port()
         self.api_port = procs.free_port()
         self.stub_port = procs.free_port()
@@ -153,11 +160,11 @@ class Skyline(procs.Service):
         return procs.run(list(args), timeout=timeout, env=self.env())
 
     def env(self):
-        """skyline's config dir; on the path, a ``skyline_console`` whose
-        ``static_path`` is ``static_dir`` (what the generator writes as
-        nginx's root, as an installed console package would give it)."""
+        """skyline's config dir; on the path, the console installed from
+        ``console_wheel`` (the generator writes its ``static_path`` as
+        nginx's root)."""
         return dict(procs.clean_env(), OS_CONFIG_DIR=self.conf_dir,
-                    PYTHONPATH=os.path.join(self.workdir, "console"),
+                    PYTHONPATH=self.console_dir,
                     PYTHONDONTWRITEBYTECODE="1")
 
     # -- installing --------------------------------------------------------
@@ -190,14 +197,13 @@ class Skyline(procs.Service):
     def _configure(self):
         """skyline.yaml from the sample generator, with the test bed's
         values; the database made by alembic."""
-        for path in (self.conf_dir, self.log_dir,
-                     os.path.join(self.workdir, "console",
-                                  "skyline_console")):
+        for path in (self.conf_dir, self.log_dir):
             os.makedirs(path, exist_ok=True)
-        with open(os.path.join(self.workdir, "console", "skyline_console",
-                               "__init__.py"), "w") as f:
-            f.write("# Written by tools/testbed/skyline.py.\n"
-                    "static_path = %r\n" % self.static_dir)
+        # The guide's `pip install --force-reinstall --no-deps WHEEL`, into
+        # a folder of this instance's instead of the cached venv.
+        self._run(os.path.join(self.bin, "python"), "-m", "pip", "install",
+                  "-q", "--disable-pip-version-check", "--no-deps",
+                  "--target", self.console_dir, self.console_wheel)
         sample = os.path.join(self.conf_dir, "skyline.yaml.sample")
         self._run(os.path.join(self.bin, "skyline-sample-config-generator"),
                   "-o", sample)
@@ -303,15 +309,21 @@ class Skyline(procs.Service):
     def _write_nginx_conf(self):
         """The generated config for loopback: pid, temp paths and the
         upstream (a unix socket in /var/lib/skyline) are the test bed's,
-        ``root`` is ``static_dir``; ``nginx -t`` checks it."""
+        ``root`` must be the installed console's ``static/``; ``nginx -t``
+        checks it."""
         text = self._generate()
+        if not re.search(r"(?m)^\s*root %s;$" % re.escape(self.static_dir),
+                         text):
+            raise RuntimeError("nginx.conf from skyline-nginx-generator: its"
+                               " root is not the installed console's %s"
+                               % self.static_dir)
         temp = os.path.join(self.workdir, "nginx-temp")
         os.makedirs(temp, exist_ok=True)
         lines = ["pid %s;" % os.path.join(self.workdir, "nginx.pid"),
                  "error_log %s;" % self.nginx_error_log]
         if os.geteuid() == 0:
             # A root master runs its workers as nobody, who cannot read
-            # the console under /root (0700) nor write the temp paths:
+            # the console in the workdir (0700) nor write the temp paths:
             # they run as the test bed's own user instead.
             lines.append("user %s %s;" % (
                 pwd.getpwuid(os.getuid()).pw_name,
@@ -323,8 +335,7 @@ class Skyline(procs.Service):
         for pattern, new in (
                 (r"(?m)^pid .*;$", "\n".join(lines)),
                 (r"(?m)^http \{$", "http {" + temps),
-                (r"server unix:\S+", "server 127.0.0.1:%d" % self.api_port),
-                (r"(?m)^(\s*root) .*;$", r"\1 %s;" % self.static_dir)):
+                (r"server unix:\S+", "server 127.0.0.1:%d" % self.api_port)):
             text, count = re.subn(pattern, new, text)
             if count != 1:
                 raise RuntimeError("nginx.conf from skyline-nginx-generator:"
