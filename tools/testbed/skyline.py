@@ -203,7 +203,8 @@ class Skyline(procs.Service):
         # a folder of this instance's instead of the cached venv.
         self._run(os.path.join(self.bin, "python"), "-m", "pip", "install",
                   "-q", "--disable-pip-version-check", "--no-deps",
-                  "--target", self.console_dir, self.console_wheel)
+                  "--upgrade", "--target", self.console_dir,
+                  self.console_wheel)
         sample = os.path.join(self.conf_dir, "skyline.yaml.sample")
         self._run(os.path.join(self.bin, "skyline-sample-config-generator"),
                   "-o", sample)
