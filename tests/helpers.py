@@ -230,16 +230,20 @@ def publisher_of(store):
     return publisher.get_publisher(config.servers, config.socket_timeout)
 
 
-def wait_record(reader, image_id, backend=None, state='stored', timeout=15):
-    """Poll until the record reaches `state`; returns it, or fails with
-    the last one read."""
+def wait_record(reader, image_id, backend=None, state='stored', timeout=15,
+                nbytes=None):
+    """Poll until the record reaches `state` (and counts `nbytes`, when
+    given); returns it, or fails with the last one read."""
     last = []
 
     def reached():
         last[:] = [reader.get(image_id, backend)]
-        return last[0] is not None and last[0].state == state and last[0]
-    return wait_for('the record of %s to be %s' % (image_id, state),
-                    reached, timeout, interval=0.05,
+        return (last[0] is not None and last[0].state == state and
+                nbytes in (None, last[0].bytes) and last[0])
+    what = 'the record of %s to be %s' % (image_id, state)
+    if nbytes is not None:
+        what += ' at %d bytes' % nbytes
+    return wait_for(what, reached, timeout, interval=0.05,
                     on_timeout=lambda: '; last record: %r' % last)
 
 

@@ -128,18 +128,11 @@ def test_a_paused_client_sees_every_acknowledged_byte(
                               args=(store, image_id, body, len(data)))
     upload.start()
     try:
-        last = []
-
-        def all_sent_counted():
-            last[:] = [reader.get(image_id)]
-            return last[0] is not None and last[0].bytes == sent
         # well within the Valve's first trickle (KEEPALIVE): the client
         # has sent nothing more when the record gets there
-        helpers.wait_for('the record to count the three chunks sent',
-                         all_sent_counted, body.KEEPALIVE - 1, interval=0.05,
-                         on_timeout=lambda: '; last record: %r' % last)
+        helpers.wait_record(reader, image_id, state='uploading', nbytes=sent,
+                            timeout=body.KEEPALIVE - 1)
         assert body.handed_out == sent
-        assert last[0].state == 'uploading'
         body.open()
         upload.join(60)
         assert helpers.wait_record(reader, image_id).bytes == len(data)
