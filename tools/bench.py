@@ -148,7 +148,8 @@ def run_one(args):
         elapsed = time.perf_counter() - started
         cpu = _cpu_seconds(resource.RUSAGE_SELF) - cpu_before
     sets = None
-    if args.driver == 'progress_rbd':
+    # with progress off there is no publisher (and no servers) to ask
+    if args.driver == 'progress_rbd' and args.progress == 'on':
         from glance_progress_store.upload import publisher
         config = store.progress_config
         pub = publisher.get_publisher(config.servers,
@@ -182,8 +183,12 @@ def measure_add(args, ceph, memcached, source, driver, known, progress,
         cmd += ['--in-flight', str(in_flight)]
     osd_before = procs.cpu_seconds(ceph.osd_pid)
     try:
-        out = subprocess.run(cmd, check=True, capture_output=True,
-                             text=True, timeout=3600).stdout
+        done = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=3600)
+        if done.returncode:
+            raise RuntimeError('%s %s upload failed (rc=%d):\n%s' % (
+                driver, progress, done.returncode, done.stderr[-4000:]))
+        out = done.stdout
         osd = procs.cpu_seconds(ceph.osd_pid) - osd_before
     finally:
         remove_image(ceph, image_id)
