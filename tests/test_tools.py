@@ -161,3 +161,28 @@ def test_setup_env_refuses_an_unknown_mode():
                          capture_output=True, text=True, timeout=30)
     assert (out.returncode, out.stdout, out.stderr) == (
         64, '', 'usage: tools/setup-env [tests|e2e|demo]\n')
+
+
+def test_setup_env_side_by_side_leaves_the_venv_whole():
+    """CI runs legs side by side that each call setup-env on one checkout
+    (docs and compat). Two pip installs at once removed each other's files
+    (`No such file or directory: .venv/bin/glance-progress`), failing a
+    leg. Now one waits for the other, and a venv already installed for
+    these inputs is left as it is: its console script never vanishes."""
+    root = TOOLS.parent
+    script = root / '.venv' / 'bin' / 'glance-progress'
+    if not script.exists():
+        pytest.skip('no .venv here yet (tools/setup-env makes it)')
+    settled = subprocess.run([str(TOOLS / 'setup-env'), 'e2e'], cwd=root,
+                             capture_output=True, text=True, timeout=900)
+    assert settled.returncode == 0, settled.stderr
+    runs = [subprocess.Popen([str(TOOLS / 'setup-env'), 'e2e'], cwd=root,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    missing = 0
+    while any(run.poll() is None for run in runs):
+        missing += not script.exists()
+    outs = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outs
+    assert missing == 0
+    assert outs == [('', ''), ('', '')]
