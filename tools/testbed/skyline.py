@@ -200,7 +200,9 @@ class Skyline(procs.Service):
         for path in (self.conf_dir, self.log_dir):
             os.makedirs(path, exist_ok=True)
         # The guide's `pip install --force-reinstall --no-deps WHEEL`, into
-        # a folder of this instance's instead of the cached venv.
+        # a folder of this instance's instead of the cached venv; with
+        # --target, pip replaces what an earlier start put there only
+        # when told --upgrade.
         self._run(os.path.join(self.bin, "python"), "-m", "pip", "install",
                   "-q", "--disable-pip-version-check", "--no-deps",
                   "--upgrade", "--target", self.console_dir,
